@@ -1,0 +1,265 @@
+"""Command line: ``python -m unit_nodes train | translate | demo | eval | bench``.
+
+Exit codes: 0 success, 2 bad input (unknown file, invalid option, corrupt weights),
+1 an unexpected failure, 130 interrupted (a resumable checkpoint has been saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed without a traceback."""
+
+
+# --- train ------------------------------------------------------------------------
+def add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a UNIT model on two unpaired image folders (or built-in data sets)",
+        description="Train UNIT on two unpaired domains. Each domain is an image folder (searched "
+        "recursively for png/jpg/jpeg/webp/bmp) or a built-in data set name (mnist, usps, mnistm, "
+        "emoji-google, emoji-twitter). Writes OUT/checkpoint.safetensors (resumable), "
+        "OUT/model.safetensors + OUT/config.json, OUT/samples/*.png and OUT/losses.jsonl.",
+    )
+    p.add_argument("--domain-a", required=True, help="image folder or data set name for domain A")
+    p.add_argument("--domain-b", required=True, help="image folder or data set name for domain B")
+    p.add_argument("--out", required=True, help="output folder (created; an existing run there needs --resume)")
+    p.add_argument("--preset", default="image256", help="architecture preset: digits32, emoji64 or image256 (default)")
+    p.add_argument("--size", type=int, default=None, help="training image size in px (default: the preset's)")
+    p.add_argument("--channels-a", type=int, choices=(1, 3), default=None, help="channels of domain A (default: preset/data set)")
+    p.add_argument("--channels-b", type=int, choices=(1, 3), default=None, help="channels of domain B (default: preset/data set)")
+    p.add_argument("--steps", type=int, default=10000, help="total training iterations (default 10000)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per domain per iteration (default 8)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-4, the paper's)")
+    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, data order and noise (default 0)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"), help="autocast on GPU (default fp32)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p.add_argument("--init", default=None, help="fine-tune from this model (folder, file, bundled pair or Hub repo)")
+    p.add_argument("--sample-every", type=int, default=500, help="write a sample grid every N steps (0: never)")
+    p.add_argument("--checkpoint-every", type=int, default=1000, help="save a checkpoint every N steps (default 1000)")
+    p.add_argument("--log-every", type=int, default=50, help="append losses to OUT/losses.jsonl every N steps")
+    p.add_argument("--data-root", default=None, help="root of the built-in data sets (default: $UNIT_DATA_ROOT or ../shared/data)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any UNITConfig field, e.g. --set lambda_gan=1 --set n_shared=0 (repeatable)")
+    p.set_defaults(func=run_train)
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    from .core.config import UNITConfig
+
+    types = {f.name: f.type for f in UNITConfig.__dataclass_fields__.values()}
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        if key not in types:
+            raise UserError(f"--set: unknown config field {key!r}; known: {sorted(types)}")
+        kind = str(types[key])
+        try:
+            out[key] = int(value) if kind == "int" else float(value) if kind == "float" else value
+        except ValueError:
+            raise UserError(f"--set {key}: {value!r} is not a valid {kind}") from None
+    return out
+
+
+def run_train(args) -> int:
+    import torch
+
+    from .core import data
+    from .core.config import preset
+    from .core.images import save_pil
+    from .core.networks import UNIT
+    from .core.trainer import CHECKPOINT_FILE, Trainer
+    from .core.weights import atomic_write_text, load_model, resolve, save_model
+
+    out = Path(args.out)
+    ckpt = out / CHECKPOINT_FILE
+    if ckpt.exists() and not args.resume:
+        raise UserError(f"{out} already holds a training run ({ckpt.name}); pass --resume to continue it or choose another --out")
+    if args.resume and not ckpt.exists():
+        raise UserError(f"--resume: no checkpoint at {ckpt}")
+    if args.steps < 1 or args.batch_size < 1:
+        raise UserError("--steps and --batch-size must be >= 1")
+
+    overrides = _parse_overrides(args.set)
+    if args.size is not None:
+        overrides["image_size"] = args.size
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+    cfg = preset(args.preset)
+    channels = {"a": args.channels_a, "b": args.channels_b}
+    for d, spec in (("a", args.domain_a), ("b", args.domain_b)):
+        if channels[d] is None:
+            channels[d] = data.natural_channels(spec) or cfg.channels(d)
+    overrides.setdefault("channels_a", channels["a"])
+    overrides.setdefault("channels_b", channels["b"])
+    overrides.setdefault("total_steps", args.steps)
+    cfg = preset(args.preset, **overrides)
+
+    device = torch.device(args.device) if args.device not in ("auto", "") else None
+    if args.resume:
+        trainer = Trainer.from_checkpoint(ckpt, device=device, seed=args.seed, precision=args.precision)
+        cfg = trainer.config
+        print(f"resuming {ckpt} at step {trainer.step}", file=sys.stderr)
+    else:
+        torch.manual_seed(args.seed)
+        if args.init:
+            model = load_model(resolve(args.init), device="cpu")
+            if model.config.channels_a != cfg.channels_a or model.config.channels_b != cfg.channels_b:
+                raise UserError(f"--init model has channels ({model.config.channels_a}, {model.config.channels_b}); the data needs ({cfg.channels_a}, {cfg.channels_b})")
+            model.config = model.config.replace(image_size=cfg.image_size, total_steps=cfg.total_steps, lr=cfg.lr)
+            cfg = model.config
+        else:
+            model = UNIT(cfg)
+        trainer = Trainer(model, device=device, seed=args.seed, precision=args.precision)
+
+    ds_a = data.load_domain(args.domain_a, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_a)
+    ds_b = data.load_domain(args.domain_b, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_b)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", cfg.to_json() + "\n")
+    print(f"domain A: {args.domain_a} ({len(ds_a)} images), domain B: {args.domain_b} ({len(ds_b)} images), "
+          f"{cfg.image_size} px, device {trainer.device}", file=sys.stderr)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr)
+    log_path = out / "losses.jsonl"
+    t0 = time.time()
+
+    def on_step(report) -> None:
+        bar.update(1)
+        if report.step % max(1, args.log_every) == 0 or report.step == report.total_steps:
+            bar.set_postfix(recon=f"{report.losses['recon_a']:.3f}/{report.losses['recon_b']:.3f}",
+                            cycle=f"{report.losses['cycle_a']:.3f}/{report.losses['cycle_b']:.3f}")
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": report.step, "time_s": round(time.time() - t0, 2), **report.losses}) + "\n")
+        if args.sample_every and (report.step % args.sample_every == 0 or report.step == report.total_steps):
+            x_a, x_b = report.batch
+            grid = trainer.preview(x_a, x_b)
+            from torchvision.utils import make_grid
+            from PIL import Image
+
+            arr = (make_grid(grid, nrow=1, padding=2).permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+            save_pil(Image.fromarray(arr), out / "samples" / f"step_{report.step:07d}.png")
+
+    try:
+        trainer.fit(ds_a, ds_b, args.steps, args.batch_size, callback=on_step,
+                    checkpoint_path=ckpt, checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\ninterrupted at step {trainer.step}; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    bar.close()
+    path = save_model(trainer.model, out, include_discriminators=False,
+                      metadata={"trained_steps": str(trainer.step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b)})
+    print(f"saved {path} after {trainer.step} steps", file=sys.stderr)
+    return 0
+
+
+# --- translate --------------------------------------------------------------------
+def add_translate(sub) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate images with a trained model",
+        description="Translate image files (or all images in folders) from one domain to the other. "
+        "Outputs are PNGs named <input stem>_<direction>.png in --out; inputs are never overwritten.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    p.add_argument("--model", required=True, help="model folder, .safetensors file, bundled pair name or Hub repo id")
+    p.add_argument("--revision", default=None, help="Hub revision (commit SHA, tag or branch) when --model is a repo id")
+    p.add_argument("--direction", required=True, choices=("a2b", "b2a"), help="translation direction")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--sample", action="store_true", help="decode a sampled code (mean + N(0, I) noise) instead of the mean")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled code (with --sample)")
+    p.add_argument("--cycle", action="store_true", help="also write the cycle reconstruction (<stem>_<direction>_cycle.png)")
+    p.add_argument("--tile", type=int, default=0, help="tile size in px for very large images (0: automatic)")
+    p.set_defaults(func=run_translate)
+
+
+def run_translate(args) -> int:
+    from .core.device import resolve_device
+    from .core.images import list_images, load_image, save_image
+    from .core.inference import translate
+    from .core.weights import load_model, resolve
+
+    device = resolve_device(args.device)
+    model = load_model(resolve(args.model, revision=args.revision), device=device, discriminators=False)
+    source, target = ("a", "b") if args.direction == "a2b" else ("b", "a")
+    files = list_images(args.inputs)
+    if not files:
+        raise UserError(f"no images found in {args.inputs}")
+    out = Path(args.out)
+    inputs = {f.resolve() for f in files}
+    for f in files:
+        x = load_image(f, model.config.channels(source)).unsqueeze(0)
+        y = translate(model, x, source, target, sample=args.sample, seed=args.seed)
+        dest = out / f"{f.stem}_{args.direction}.png"
+        if dest.resolve() in inputs:
+            raise UserError(f"refusing to overwrite input {dest}")
+        save_image(y[0], dest)
+        if args.cycle:
+            back = translate(model, y, target, source)
+            save_image(back[0], out / f"{f.stem}_{args.direction}_cycle.png")
+        print(dest)
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------
+def _optional(module: str, attr: str):
+    import importlib
+
+    try:
+        mod = importlib.import_module(module, __package__)
+    except ModuleNotFoundError as exc:  # only the module itself may be absent, not its imports
+        if exc.name and exc.name.endswith(module.lstrip(".")):
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m unit_nodes",
+        description="UNIT unsupervised image-to-image translation (Liu, Breuel & Kautz, NIPS 2017).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_train(sub)
+    add_translate(sub)
+    # demo / eval / bench live beside their code; each module adds its own sub-command
+    for module in (".demo", ".core.evaluate", ".core.bench"):
+        add = _optional(module, "add_cli")
+        if add is not None:
+            add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .core.config import ConfigError
+    from .core.weights import UNITWeightsError
+
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ConfigError, UNITWeightsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

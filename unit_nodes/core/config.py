@@ -1,0 +1,244 @@
+"""UNITConfig: every architecture and loss hyperparameter, validated and serialisable.
+
+The config is the single source of truth for a model: it is written into the metadata of
+every ``model.safetensors`` and beside it as ``config.json``, and ``UNIT(config)`` rebuilds
+the exact architecture from it. Nothing is ever inferred from file names or tensor shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+NORMS = ("instance", "batch", "none")
+GAN_MODES = ("lsgan", "nonsaturating")
+LR_POLICIES = ("constant", "step", "linear")
+UPSAMPLE_MODES = ("nearest", "transpose")
+
+
+class ConfigError(ValueError):
+    """A configuration value is impossible; the message names the field and the value."""
+
+
+@dataclass
+class UNITConfig:
+    # --- data / domains -------------------------------------------------------------
+    channels_a: int = 3
+    channels_b: int = 3
+    domain_a: str = "A"
+    domain_b: str = "B"
+    image_size: int = 256  # training resolution; inference accepts any H, W
+
+    # --- encoders / generators ------------------------------------------------------
+    base_channels: int = 64
+    n_downsample: int = 2  # latent is (base * 2**n_downsample) x H/2**n x W/2**n
+    n_res_blocks: int = 4  # residual blocks per encoder (and per generator)
+    n_shared: int = 1  # last encoder / first generator blocks shared by both domains
+    norm: str = "instance"
+    upsample: str = "nearest"
+
+    # --- discriminators -------------------------------------------------------------
+    dis_channels: int = 64
+    dis_layers: int = 4
+    dis_scales: int = 3
+    dis_shared_layers: int = 0  # last conv layers shared by D_a and D_b
+    dis_norm: str = "none"
+
+    # --- losses ---------------------------------------------------------------------
+    gan_mode: str = "lsgan"
+    lambda_gan: float = 10.0  # lambda0
+    lambda_kl: float = 0.1  # lambda1
+    lambda_recon: float = 100.0  # lambda2
+    lambda_cc_kl: float = 0.1  # lambda3
+    lambda_cc_recon: float = 100.0  # lambda4
+
+    # --- optimisation ---------------------------------------------------------------
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 1e-4
+    lr_policy: str = "constant"
+    lr_step_size: int = 100_000
+    lr_gamma: float = 0.5
+    total_steps: int = 100_000  # horizon of the 'linear' policy
+    grad_clip: float = 0.0  # 0 disables
+
+    preset: str = ""  # informational: which preset this config started from
+
+    extra: dict = field(default_factory=dict)  # free-form notes, kept in the file
+
+    # ------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def latent_channels(self) -> int:
+        return self.base_channels * 2**self.n_downsample
+
+    @property
+    def stride(self) -> int:
+        """Spatial factor between an image and its latent; inputs are padded to it."""
+        return 2**self.n_downsample
+
+    def channels(self, domain: str) -> int:
+        return {"a": self.channels_a, "b": self.channels_b}[domain]
+
+    def validate(self) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ConfigError(f"UNITConfig.{name}={getattr(self, name)!r} is invalid: {rule}")
+
+        for name in ("channels_a", "channels_b"):
+            need(getattr(self, name) in (1, 3), name, "must be 1 (gray) or 3 (RGB)")
+        for name in ("image_size", "base_channels", "dis_channels", "dis_layers", "dis_scales"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1")
+        need(isinstance(self.n_downsample, int) and 0 <= self.n_downsample <= 6, "n_downsample", "must be 0..6")
+        need(isinstance(self.n_res_blocks, int) and self.n_res_blocks >= 1, "n_res_blocks", "must be >= 1")
+        need(
+            isinstance(self.n_shared, int) and 0 <= self.n_shared <= self.n_res_blocks,
+            "n_shared",
+            f"must be between 0 and n_res_blocks ({self.n_res_blocks})",
+        )
+        need(
+            isinstance(self.dis_shared_layers, int) and 0 <= self.dis_shared_layers < self.dis_layers + 1,
+            "dis_shared_layers",
+            f"must be between 0 and dis_layers ({self.dis_layers}); the first layer sees domain-specific channels",
+        )
+        need(self.norm in NORMS, "norm", f"must be one of {NORMS}")
+        need(self.dis_norm in NORMS, "dis_norm", f"must be one of {NORMS}")
+        need(self.upsample in UPSAMPLE_MODES, "upsample", f"must be one of {UPSAMPLE_MODES}")
+        need(self.gan_mode in GAN_MODES, "gan_mode", f"must be one of {GAN_MODES}")
+        need(self.lr_policy in LR_POLICIES, "lr_policy", f"must be one of {LR_POLICIES}")
+        for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "weight_decay", "grad_clip"):
+            need(float(getattr(self, name)) >= 0, name, "must be >= 0")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(0 <= self.beta1 < 1, "beta1", "must be in [0, 1)")
+        need(0 <= self.beta2 < 1, "beta2", "must be in [0, 1)")
+        need(self.lr_step_size >= 1, "lr_step_size", "must be >= 1")
+        need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
+        need(self.total_steps >= 1, "total_steps", "must be >= 1")
+        need(self.domain_a != self.domain_b, "domain_b", "must differ from domain_a")
+        need(
+            self.image_size % self.stride == 0,
+            "image_size",
+            f"must be a multiple of 2**n_downsample = {self.stride} for training",
+        )
+        # Each discriminator scale halves the input; the coarsest must still see a patch.
+        coarsest = self.image_size // 2 ** (self.dis_scales - 1)
+        need(
+            coarsest >= 2**self.dis_layers,
+            "dis_scales",
+            f"image_size {self.image_size} is too small for {self.dis_scales} scale(s) of {self.dis_layers} "
+            f"stride-2 layers (the coarsest input, {coarsest} px, must be >= {2**self.dis_layers})",
+        )
+
+    # --- serialisation -----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UNITConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a UNIT config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown UNIT config field(s) {unknown}; this version of unit-nodes knows {sorted(known)}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "UNITConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"UNIT config is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> "UNITConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _digits32(**overrides: Any) -> UNITConfig:
+    # Small enough to train on 2 CPU cores: 32 px, latent 128 x 8 x 8, single-scale D.
+    cfg = dict(
+        channels_a=1,
+        channels_b=1,
+        image_size=32,
+        base_channels=32,
+        n_downsample=2,
+        n_res_blocks=2,
+        n_shared=1,
+        norm="batch",
+        upsample="transpose",  # 4x4 transposed convs: ~6x fewer FLOPs than nearest + 5x5 at 32 px
+        dis_channels=64,
+        dis_layers=3,
+        dis_scales=1,
+        dis_shared_layers=0,
+        weight_decay=0.0,
+        preset="digits32",
+    )
+    cfg.update(overrides)
+    return UNITConfig(**cfg)
+
+
+def _image256(**overrides: Any) -> UNITConfig:
+    # The photo architecture of the reference implementation: /4 spatial latent,
+    # 4 residual blocks a side with the innermost one shared, 3-scale PatchGAN.
+    cfg = dict(
+        channels_a=3,
+        channels_b=3,
+        image_size=256,
+        base_channels=64,
+        n_downsample=2,
+        n_res_blocks=4,
+        n_shared=1,
+        norm="instance",
+        dis_channels=64,
+        dis_layers=4,
+        dis_scales=3,
+        preset="image256",
+    )
+    cfg.update(overrides)
+    return UNITConfig(**cfg)
+
+
+def _emoji64(**overrides: Any) -> UNITConfig:
+    cfg = dict(
+        channels_a=3,
+        channels_b=3,
+        image_size=64,
+        base_channels=48,
+        n_downsample=2,
+        n_res_blocks=3,
+        n_shared=1,
+        norm="instance",
+        dis_channels=64,
+        dis_layers=3,
+        dis_scales=2,
+        preset="emoji64",
+    )
+    cfg.update(overrides)
+    return UNITConfig(**cfg)
+
+
+PRESETS = {"digits32": _digits32, "image256": _image256, "emoji64": _emoji64}
+
+
+def preset(name: str, **overrides: Any) -> UNITConfig:
+    """A named starting configuration; keyword overrides are validated like any field."""
+    try:
+        factory = PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    known = {f.name for f in fields(UNITConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown UNIT config field(s) {unknown} for preset {name!r}")
+    return factory(**overrides)

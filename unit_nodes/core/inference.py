@@ -1,0 +1,177 @@
+"""Inference on images of any size: encode to the shared latent, decode to a domain, cycle.
+
+Images are float tensors [B, C, H, W] in [-1, 1]. Inputs are reflect-padded up to the
+network stride and every output is cropped back to the input's size, so any H, W works.
+A gray model accepts RGB input (converted by luminance) and an RGB model accepts gray
+input (broadcast), so graphs need no manual conversion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .networks import UNIT, check_domain, other_domain, pad_to_multiple
+
+
+@dataclass
+class SharedLatent:
+    """A code in UNIT's shared latent space, with what is needed to decode it to full size.
+
+    ``code``: [B, C_latent, h, w]; ``source``: the domain it was encoded from ('a', 'b' or
+    'prior'); ``image_size``: the (H, W) of the original image, restored on decode.
+    """
+
+    code: torch.Tensor
+    source: str
+    image_size: tuple[int, int]
+
+    @property
+    def batch_size(self) -> int:
+        return self.code.shape[0]
+
+    def to(self, device) -> "SharedLatent":
+        return SharedLatent(self.code.to(device), self.source, self.image_size)
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 4:  # alpha carries no colour; callers composite first if they care
+        x, c = x[:, :3], 3
+        if channels == 3:
+            return x
+    if c == 3 and channels == 1:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True)
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    raise ValueError(f"images have {x.shape[1]} channel(s); the model's domain expects {channels}")
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"images must be [B, C, H, W], got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[-1] == 0 or x.shape[-2] == 0:
+        raise ValueError(f"images must be non-empty, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"images must be floating point in [-1, 1], got dtype {x.dtype}")
+
+
+def _model_device_dtype(model: UNIT) -> tuple[torch.device, torch.dtype]:
+    p = next(model.enc.parameters())
+    return p.device, p.dtype
+
+
+@torch.inference_mode()
+def encode(
+    model: UNIT,
+    images: torch.Tensor,
+    domain: str,
+    sample: bool = False,
+    seed: int | None = None,
+) -> SharedLatent:
+    """The mean of q(z|x) (default) or, with ``sample=True``, z = mean + N(0, I) noise."""
+    check_domain(domain)
+    _check_images(images)
+    device, dtype = _model_device_dtype(model)
+    x = match_channels(images.to(device=device, dtype=dtype), model.config.channels(domain))
+    x, size = pad_to_multiple(x, model.config.stride)
+    mu = model.encode(x, domain)
+    if sample:
+        gen = torch.Generator(device=mu.device)
+        gen.manual_seed(int(seed) if seed is not None else torch.seed())
+        mu = UNIT.sample(mu, gen)
+    return SharedLatent(mu, domain, size)
+
+
+@torch.inference_mode()
+def decode(model: UNIT, latent: SharedLatent, domain: str) -> torch.Tensor:
+    check_domain(domain)
+    device, dtype = _model_device_dtype(model)
+    out = model.decode(latent.code.to(device=device, dtype=dtype), domain)
+    h, w = latent.image_size
+    return out[..., :h, :w]
+
+
+def translate(
+    model: UNIT,
+    images: torch.Tensor,
+    source: str,
+    target: str | None = None,
+    sample: bool = False,
+    seed: int | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """G_target(E_source(x)); ``target`` defaults to the other domain. Batches are chunked."""
+    target = other_domain(source) if target is None else check_domain(target)
+    _check_images(images)
+    chunks = [images] if not batch_size else list(images.split(batch_size))
+    outs = []
+    for i, chunk in enumerate(chunks):
+        chunk_seed = None if seed is None else int(seed) + i
+        outs.append(decode(model, encode(model, chunk, source, sample, chunk_seed), target))
+    return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+
+def cycle_reconstruct(
+    model: UNIT,
+    images: torch.Tensor,
+    source: str,
+    sample: bool = False,
+    seed: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(translation, cycle): x -> G_other(E_source(x)) -> G_source(E_other(.))."""
+    target = other_domain(source)
+    translated = translate(model, images, source, target, sample, seed)
+    cycled = translate(model, translated, target, source, sample, None if seed is None else seed + 1)
+    return translated, cycled
+
+
+def reconstruct(model: UNIT, images: torch.Tensor, domain: str) -> torch.Tensor:
+    """Within-domain VAE reconstruction G_d(E_d(x))."""
+    return translate(model, images, domain, domain)
+
+
+def prior_latent(
+    model: UNIT, batch_size: int, height: int, width: int, seed: int | None = None
+) -> SharedLatent:
+    """A code drawn from the N(0, I) prior, decodable to an image of ``height`` x ``width``."""
+    if batch_size < 1 or height < 1 or width < 1:
+        raise ValueError(f"batch_size, height and width must be >= 1, got {batch_size}, {height}, {width}")
+    device, dtype = _model_device_dtype(model)
+    s = model.config.stride
+    shape = (batch_size, model.config.latent_channels, -(-height // s), -(-width // s))
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed) if seed is not None else torch.seed())
+    code = torch.randn(shape, generator=gen).to(device=device, dtype=dtype)
+    return SharedLatent(code, "prior", (height, width))
+
+
+def interpolate(l0: SharedLatent, l1: SharedLatent, t: float) -> SharedLatent:
+    """Linear interpolation (1 - t) * l0 + t * l1 in the shared space."""
+    if l0.code.shape[1:] != l1.code.shape[1:]:
+        raise ValueError(
+            f"cannot interpolate latents of different sizes: {tuple(l0.code.shape[1:])} vs {tuple(l1.code.shape[1:])}"
+            " (encode images of the same size)"
+        )
+    b0, b1 = l0.batch_size, l1.batch_size
+    if b0 != b1 and 1 not in (b0, b1):
+        raise ValueError(f"cannot interpolate batches of {b0} and {b1} latents (sizes must match or one be 1)")
+    c1 = l1.code.to(l0.code.device, l0.code.dtype)
+    code = torch.lerp(l0.code, c1, float(t))
+    size = l0.image_size if b0 >= b1 else l1.image_size
+    source = l0.source if l0.source == l1.source else "mixed"
+    return SharedLatent(code, source, size)
+
+
+def to_model_range(images01: torch.Tensor) -> torch.Tensor:
+    return images01 * 2.0 - 1.0
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    return ((images + 1.0) * 0.5).clamp(0.0, 1.0)

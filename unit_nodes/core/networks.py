@@ -1,0 +1,286 @@
+"""UNIT networks: encoders and generators with explicitly shared blocks, PatchGAN critics.
+
+Weight sharing is structural: the last ``n_shared`` residual blocks of E_a and E_b are one
+``nn.ModuleList`` object held by both encoders, and likewise the first ``n_shared`` blocks
+of G_a and G_b. A gradient step on either domain therefore moves the shared latent space
+for both, which is what ties the two VAEs to one code (Liu et al., 2017, Sec. 2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import UNITConfig
+
+DOMAINS = ("a", "b")
+
+
+def check_domain(domain: str) -> str:
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be 'a' or 'b', got {domain!r}")
+    return domain
+
+
+def other_domain(domain: str) -> str:
+    return "b" if check_domain(domain) == "a" else "a"
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+class ConvBlock(nn.Sequential):
+    """reflect-pad -> conv -> norm -> activation (reflect padding avoids border artefacts)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, norm: str, act: str = "relu"):
+        pad = (kernel - 1) // 2
+        layers: list[nn.Module] = []
+        if pad:
+            layers.append(nn.ReflectionPad2d(pad))
+        layers.append(nn.Conv2d(cin, cout, kernel, stride, 0, bias=norm != "batch"))
+        layers.append(make_norm(norm, cout))
+        if act == "relu":
+            layers.append(nn.ReLU(inplace=True))
+        elif act == "lrelu":
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        elif act == "tanh":
+            layers.append(nn.Tanh())
+        elif act != "none":
+            raise ValueError(f"unknown activation {act!r}")
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvBlock(channels, channels, 3, 1, norm, "relu"),
+            ConvBlock(channels, channels, 3, 1, norm, "none"),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Encoder(nn.Module):
+    """E_i: image in [-1, 1] -> mean of q(z|x). ``shared`` is the same object in E_a and E_b."""
+
+    def __init__(self, in_channels: int, config: UNITConfig, shared: nn.ModuleList):
+        super().__init__()
+        c = config.base_channels
+        layers: list[nn.Module] = [ConvBlock(in_channels, c, 7, 1, config.norm)]
+        for _ in range(config.n_downsample):
+            layers.append(ConvBlock(c, 2 * c, 4, 2, config.norm))
+            c *= 2
+        for _ in range(config.n_res_blocks - config.n_shared):
+            layers.append(ResBlock(c, config.norm))
+        self.private = nn.Sequential(*layers)
+        self.shared = shared
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.private(x)
+        for block in self.shared:
+            h = block(h)
+        return h
+
+
+class Upsample(nn.Module):
+    def __init__(self, cin: int, cout: int, norm: str, mode: str):
+        super().__init__()
+        self.mode = mode
+        if mode == "transpose":
+            self.conv = nn.Sequential(
+                nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm != "batch"),
+                make_norm(norm, cout),
+                nn.ReLU(inplace=True),
+            )
+        else:
+            # nearest + 5x5 conv: no checkerboard artefacts (Odena et al., 2016)
+            self.conv = ConvBlock(cin, cout, 5, 1, norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "nearest":
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return self.conv(x)
+
+
+class Generator(nn.Module):
+    """G_i: shared code -> image in [-1, 1]. ``shared`` is the same object in G_a and G_b."""
+
+    def __init__(self, out_channels: int, config: UNITConfig, shared: nn.ModuleList):
+        super().__init__()
+        self.shared = shared
+        c = config.latent_channels
+        layers: list[nn.Module] = [ResBlock(c, config.norm) for _ in range(config.n_res_blocks - config.n_shared)]
+        for _ in range(config.n_downsample):
+            layers.append(Upsample(c, c // 2, config.norm, config.upsample))
+            c //= 2
+        layers.append(ConvBlock(c, out_channels, 7, 1, "none", "tanh"))
+        self.private = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for block in self.shared:
+            z = block(z)
+        return self.private(z)
+
+
+def _dis_layers(in_channels: int, config: UNITConfig) -> list[nn.Module]:
+    """Per-scale PatchGAN layers; the last one maps to one real/fake logit per patch."""
+    layers: list[nn.Module] = []
+    c_in, c = in_channels, config.dis_channels
+    for i in range(config.dis_layers):
+        norm = "none" if i == 0 else config.dis_norm
+        layers.append(
+            nn.Sequential(
+                nn.Conv2d(c_in, c, 4, 2, 1, bias=norm != "batch"),
+                make_norm(norm, c),
+                nn.LeakyReLU(0.2, inplace=True),
+            )
+        )
+        c_in, c = c, min(2 * c, 8 * config.dis_channels)
+    layers.append(nn.Conv2d(c_in, 1, 1, 1, 0))
+    return layers
+
+
+class Discriminator(nn.Module):
+    """Multi-scale PatchGAN. ``shared_tails[s]`` holds the layers shared with the other domain."""
+
+    def __init__(self, in_channels: int, config: UNITConfig, shared_tails: nn.ModuleList | None):
+        super().__init__()
+        n_shared = config.dis_shared_layers
+        self.private = nn.ModuleList()
+        for _ in range(config.dis_scales):
+            layers = _dis_layers(in_channels, config)
+            self.private.append(nn.Sequential(*layers[: len(layers) - n_shared]))
+        self.shared = shared_tails  # ModuleList of Sequential per scale, or None
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for s, head in enumerate(self.private):
+            h = head(x)
+            if self.shared is not None:
+                h = self.shared[s](h)
+            outs.append(h)
+            if s + 1 < len(self.private):
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+        return outs
+
+
+def _shared_dis_tails(config: UNITConfig) -> nn.ModuleList | None:
+    n = config.dis_shared_layers
+    if n == 0:
+        return None
+    # input channels of the first layer never matter for the tail, so any value works here
+    return nn.ModuleList(nn.Sequential(*_dis_layers(1, config)[-n:]) for _ in range(config.dis_scales))
+
+
+def init_weights(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, a=0.0, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class UNIT(nn.Module):
+    """Two coupled VAEs (E_a, G_a), (E_b, G_b) over one shared latent space, and their critics.
+
+    ``UNIT(config)`` is the whole architecture: the config is saved with the weights and
+    rebuilds the model exactly. Discriminators are optional so that inference-only files
+    stay small; the trainer attaches fresh ones when fine-tuning from such a file.
+    """
+
+    def __init__(self, config: UNITConfig, discriminators: bool = True):
+        super().__init__()
+        config.validate()
+        self.config = config
+        lat = config.latent_channels
+        shared_enc = nn.ModuleList(ResBlock(lat, config.norm) for _ in range(config.n_shared))
+        shared_gen = nn.ModuleList(ResBlock(lat, config.norm) for _ in range(config.n_shared))
+        self.enc = nn.ModuleDict({d: Encoder(config.channels(d), config, shared_enc) for d in DOMAINS})
+        self.gen = nn.ModuleDict({d: Generator(config.channels(d), config, shared_gen) for d in DOMAINS})
+        init_weights(self.enc)
+        init_weights(self.gen)
+        self.dis: nn.ModuleDict | None = None
+        if discriminators:
+            self.attach_discriminators()
+
+    def attach_discriminators(self) -> None:
+        tails = _shared_dis_tails(self.config)
+        self.dis = nn.ModuleDict({d: Discriminator(self.config.channels(d), self.config, tails) for d in DOMAINS})
+        init_weights(self.dis)
+        ref = next(self.enc.parameters())
+        self.dis.to(device=ref.device)
+
+    @property
+    def has_discriminators(self) -> bool:
+        return self.dis is not None
+
+    # --- the method ------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, domain: str) -> torch.Tensor:
+        """Mean of q(z|x) for an image of ``domain``; H and W must be multiples of the stride."""
+        return self.enc[check_domain(domain)](x)
+
+    @staticmethod
+    def sample(mu: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mu + eta, eta ~ N(0, I): the unit-variance reparameterisation of the paper."""
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + noise
+
+    def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
+        return self.gen[check_domain(domain)](z)
+
+    def translate(self, x: torch.Tensor, source: str, target: str | None = None) -> torch.Tensor:
+        target = other_domain(source) if target is None else check_domain(target)
+        return self.decode(self.encode(x, source), target)
+
+    def forward(self, x: torch.Tensor, source: str = "a") -> torch.Tensor:
+        return self.translate(x, source)
+
+    # --- bookkeeping ---------------------------------------------------------------
+    def translator_parameters(self):
+        """Parameters of E_a, E_b, G_a, G_b, each shared tensor once."""
+        seen: set[int] = set()
+        for module in (self.enc, self.gen):
+            for p in module.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
+
+    def discriminator_parameters(self):
+        if self.dis is None:
+            return iter(())
+        return self.dis.parameters()  # nn.Module.parameters() already yields shared tensors once
+
+    def num_parameters(self) -> dict[str, int]:
+        count = lambda ps: sum(p.numel() for p in ps)  # noqa: E731
+        return {
+            "translator": count(self.translator_parameters()),
+            "discriminators": count(self.discriminator_parameters()),
+        }
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H, W up to a multiple of the network stride; returns (padded, (H, W))."""
+    h, w = x.shape[-2:]
+    ph = (multiple - h % multiple) % multiple
+    pw = (multiple - w % multiple) % multiple
+    if ph or pw:
+        # reflect needs pad < size; replicate covers tiny inputs (e.g. 1 px wide strips)
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def latent_size(h: int, w: int, stride: int) -> tuple[int, int]:
+    return math.ceil(h / stride), math.ceil(w / stride)

@@ -1,0 +1,432 @@
+"""UNIT training: alternating D and E+G updates, resumable bit-exactly, DDP-ready.
+
+One iteration (``train_step``), as in Liu et al. 2017 and the reference implementation:
+
+1. ``TranslatorPass`` runs E_a, E_b, G_a, G_b once for the whole iteration: both images go
+   through their private encoder layers, the shared encoder blocks run once on the joint
+   batch, and each generator decodes the joint batch of codes (giving the reconstruction
+   and the translation at once). The translations are re-encoded for the cycle.
+2. ``d_step``: D_a, D_b are updated on real images vs. the detached translations (E, G fixed).
+3. ``g_step``: E, G are updated on L_VAE + L_GAN + L_CC against the updated, frozen critics,
+   back-propagating through the graph of step 1 (no encoder or generator pass is repeated).
+
+Checkpoints are single safetensors files (model, both Adam states, step, every RNG and the
+data order), written atomically. Training N steps equals N/2 + save + resume + N/2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .config import UNITConfig
+from .device import autocast_dtype, resolve_device
+from .losses import GANLoss, kl_unit_variance, l1
+from .networks import UNIT
+from .weights import (
+    UNITWeightsError,
+    base_metadata,
+    check_format,
+    load_untied_state_dict,
+    read_safetensors,
+    split_prefixed,
+    untied_state_dict,
+    write_safetensors,
+)
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+class TranslatorPass(nn.Module):
+    """Everything E and G compute in one iteration, as one module (DDP wraps this)."""
+
+    def __init__(self, model: UNIT):
+        super().__init__()
+        self.enc = model.enc
+        self.gen = model.gen
+
+    def _encode_pair(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.cat([self.enc["a"].private(x_a), self.enc["b"].private(x_b)])
+        for block in self.enc["a"].shared:  # the same blocks as enc['b'].shared
+            h = block(h)
+        return h[: x_a.shape[0]], h[x_a.shape[0]:]
+
+    def _shared_decode(self, z: torch.Tensor) -> torch.Tensor:
+        for block in self.gen["a"].shared:  # the same blocks as gen['b'].shared
+            z = block(z)
+        return z
+
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, noise: torch.Generator) -> dict[str, torch.Tensor]:
+        n = x_a.shape[0]
+        mu_a, mu_b = self._encode_pair(x_a, x_b)
+        mu = torch.cat([mu_a, mu_b])
+        z = mu + torch.randn(mu.shape, generator=noise, device=mu.device, dtype=mu.dtype)
+        h = self._shared_decode(z)
+        out_a = self.gen["a"].private(h)  # [x_aa; x_ba]
+        out_b = self.gen["b"].private(h)  # [x_ab; x_bb]
+        x_aa, x_ba = out_a[:n], out_a[n:]
+        x_ab, x_bb = out_b[:n], out_b[n:]
+        # cycle: re-encode each translation in the domain it now belongs to
+        # named by origin: mu_ba = E_a(x_ba) came from B, mu_ab = E_b(x_ab) came from A
+        mu_ba, mu_ab = self._encode_pair(x_ba, x_ab)
+        z2 = torch.cat([mu_ab, mu_ba])
+        z2 = z2 + torch.randn(z2.shape, generator=noise, device=z2.device, dtype=z2.dtype)
+        h2 = self._shared_decode(z2)
+        x_aba = self.gen["a"].private(h2[:n])
+        x_bab = self.gen["b"].private(h2[n:])
+        return dict(
+            mu_a=mu_a, mu_b=mu_b, x_aa=x_aa, x_bb=x_bb, x_ab=x_ab, x_ba=x_ba,
+            mu_ab=mu_ab, mu_ba=mu_ba, x_aba=x_aba, x_bab=x_bab,
+        )
+
+
+class DiscriminatorPass(nn.Module):
+    def __init__(self, model: UNIT):
+        super().__init__()
+        self.dis = model.dis
+
+    def forward(self, real_a, fake_a, real_b, fake_b):
+        # real and fake share a forward so multi-scale pooling runs once per domain
+        na, nb = real_a.shape[0], real_b.shape[0]
+        out_a = self.dis["a"](torch.cat([real_a, fake_a]))
+        out_b = self.dis["b"](torch.cat([real_b, fake_b]))
+        return ([o[:na] for o in out_a], [o[na:] for o in out_a], [o[:nb] for o in out_b], [o[nb:] for o in out_b])
+
+
+class EpochSampler:
+    """Random order over a dataset, reshuffled each epoch, with a state that can be saved."""
+
+    def __init__(self, size: int, seed: int):
+        if size < 1:
+            raise ValueError("cannot sample from an empty dataset")
+        self.size = size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(size, generator=self.generator)
+        self.position = 0
+
+    def next_indices(self, count: int) -> list[int]:
+        out = []
+        while len(out) < count:
+            if self.position >= self.size:
+                self.order = torch.randperm(self.size, generator=self.generator)
+                self.position = 0
+            take = min(count - len(out), self.size - self.position)
+            out.extend(self.order[self.position:self.position + take].tolist())
+            self.position += take
+        return out
+
+
+def gather_batch(dataset, indices: Sequence[int]) -> torch.Tensor:
+    images = getattr(dataset, "images", None)
+    if isinstance(images, torch.Tensor):  # array-backed datasets: one indexing op
+        return images[torch.as_tensor(indices)]
+    items = [dataset[i] for i in indices]
+    items = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
+    return torch.stack(items)
+
+
+@dataclass
+class StepReport:
+    step: int
+    total_steps: int
+    losses: dict[str, float]
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Trainer:
+    """Owns a UNIT model, its two Adam optimisers, and the RNGs of one training run."""
+
+    def __init__(
+        self,
+        model: UNIT,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        distributed: bool | None = None,
+    ):
+        self.device = resolve_device(device)
+        if not model.has_discriminators:
+            model.attach_discriminators()
+        self.model = model.to(self.device)
+        self.model.train()
+        self.config: UNITConfig = model.config
+        self.seed = int(seed)
+        self.amp_dtype = autocast_dtype(self.device, precision)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        cfg = self.config
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(list(model.translator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+        self.opt_d = torch.optim.Adam(list(model.discriminator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+        self.gan = GANLoss(cfg.gan_mode)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+
+        self.distributed = dist.is_available() and dist.is_initialized() if distributed is None else distributed
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world_size = dist.get_world_size() if self.distributed else 1
+        self.noise = torch.Generator(device=self.device)
+        self.noise.manual_seed(self.seed * 1000 + self.rank)
+
+        g_pass, d_pass = TranslatorPass(model), DiscriminatorPass(model)
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            g_pass = DDP(g_pass, device_ids=ids)
+            d_pass = DDP(d_pass, device_ids=ids)
+        self.g_pass, self.d_pass = g_pass, d_pass
+        self.samplers: dict[str, EpochSampler] = {}
+
+    # --- helpers -----------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        cfg = self.config
+        if cfg.lr_policy == "step":
+            return cfg.lr * cfg.lr_gamma ** (step // cfg.lr_step_size)
+        if cfg.lr_policy == "linear":
+            return cfg.lr * max(0.0, 1.0 - step / cfg.total_steps)
+        return cfg.lr
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _set_lr(self) -> None:
+        lr = self.lr_at(self.step)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    # --- the two updates ---------------------------------------------------------
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            return self.g_pass(x_a, x_b, self.noise)
+
+    def d_step(self, x_a: torch.Tensor, x_b: torch.Tensor, fwd: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Update D_a, D_b with E and G fixed: translations enter detached."""
+        cfg = self.config
+        self.model.dis.requires_grad_(True)
+        with self._autocast():
+            real_a, fake_a, real_b, fake_b = self.d_pass(x_a, fwd["x_ba"].detach(), x_b, fwd["x_ab"].detach())
+            loss_a = self.gan.discriminator_loss(real_a, fake_a)
+            loss_b = self.gan.discriminator_loss(real_b, fake_b)
+            loss = cfg.lambda_gan * (loss_a + loss_b)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self._clip(self.opt_d)
+        self.scaler.step(self.opt_d)
+        return {"d_a": loss_a.item(), "d_b": loss_b.item(), "d_total": loss.item()}
+
+    def g_step(self, x_a: torch.Tensor, x_b: torch.Tensor, fwd: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Update E_a, E_b, G_a, G_b with D fixed (its parameters take no gradient)."""
+        cfg = self.config
+        self.model.dis.requires_grad_(False)
+        dis = self.model.dis
+        with self._autocast():
+            f = fwd
+            kl_a, kl_b = kl_unit_variance(f["mu_a"].float()), kl_unit_variance(f["mu_b"].float())
+            kl_ab, kl_ba = kl_unit_variance(f["mu_ab"].float()), kl_unit_variance(f["mu_ba"].float())
+            rec_a, rec_b = l1(f["x_aa"].float(), x_a.float()), l1(f["x_bb"].float(), x_b.float())
+            cyc_a, cyc_b = l1(f["x_aba"].float(), x_a.float()), l1(f["x_bab"].float(), x_b.float())
+            adv_a = self.gan.generator_loss(dis["a"](f["x_ba"]))  # translations into A fool D_a
+            adv_b = self.gan.generator_loss(dis["b"](f["x_ab"]))
+            vae = cfg.lambda_kl * (kl_a + kl_b) + cfg.lambda_recon * (rec_a + rec_b)
+            gan = cfg.lambda_gan * (adv_a + adv_b)
+            # L_CC of the paper: KL of the code and of the re-encoded translation, plus cycle L1
+            cc = cfg.lambda_cc_kl * (kl_a + kl_b + kl_ab + kl_ba) + cfg.lambda_cc_recon * (cyc_a + cyc_b)
+            loss = vae + gan + cc
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self._clip(self.opt_g)
+        self.scaler.step(self.opt_g)
+        self.model.dis.requires_grad_(True)
+        return {
+            "g_total": loss.item(), "g_gan_a": adv_a.item(), "g_gan_b": adv_b.item(),
+            "recon_a": rec_a.item(), "recon_b": rec_b.item(), "cycle_a": cyc_a.item(), "cycle_b": cyc_b.item(),
+            "kl_a": kl_a.item(), "kl_b": kl_b.item(), "kl_ab": kl_ab.item(), "kl_ba": kl_ba.item(),
+        }
+
+    def _clip(self, opt: torch.optim.Optimizer) -> None:
+        if self.config.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+
+    def train_step(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, float]:
+        """One UNIT iteration: shared forward, D step, then E+G step."""
+        self.model.train()
+        x_a, x_b = self._prepare(x_a), self._prepare(x_b)
+        self._set_lr()
+        fwd = self.forward(x_a, x_b)
+        losses = self.d_step(x_a, x_b, fwd)
+        losses.update(self.g_step(x_a, x_b, fwd))
+        self.scaler.update()
+        self.step += 1
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"training diverged at step {self.step}: loss {name} = {value}. "
+                    f"Lower the learning rate or use precision fp32."
+                )
+        return losses
+
+    # --- data --------------------------------------------------------------------
+    def _sampler(self, name: str, size: int) -> EpochSampler:
+        sampler = self.samplers.get(name)
+        if sampler is None or sampler.size != size:
+            offset = 0 if name == "a" else 1
+            sampler = EpochSampler(size, seed=self.seed * 7919 + offset * 104729 + self.rank * 15485863)
+            self.samplers[name] = sampler
+        return sampler
+
+    def next_batch(self, dataset_a, dataset_b, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xa = gather_batch(dataset_a, self._sampler("a", len(dataset_a)).next_indices(batch_size))
+        xb = gather_batch(dataset_b, self._sampler("b", len(dataset_b)).next_indices(batch_size))
+        return xa, xb
+
+    def fit(
+        self,
+        dataset_a,
+        dataset_b,
+        steps: int,
+        batch_size: int,
+        callback: Callable[[StepReport], None] | None = None,
+        checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every: int = 0,
+    ) -> None:
+        """Train until ``self.step == steps``. ``callback`` runs after every step and may raise
+        to stop (a user's Cancel): a checkpoint of the last finished step is saved first."""
+        if steps < 0 or batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
+        for name, ds in (("domain A", dataset_a), ("domain B", dataset_b)):
+            if len(ds) == 0:
+                raise ValueError(f"{name} has no training images")
+        try:
+            while self.step < steps:
+                x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
+                losses = self.train_step(x_a, x_b)
+                if checkpoint_path and checkpoint_every and self.step % checkpoint_every == 0:
+                    self.save_checkpoint(checkpoint_path)
+                if callback is not None:
+                    callback(StepReport(self.step, steps, losses, (x_a, x_b)))
+        except BaseException:
+            if checkpoint_path:
+                self.save_checkpoint(checkpoint_path)
+            raise
+        if checkpoint_path:
+            self.save_checkpoint(checkpoint_path)
+
+    # --- previews ----------------------------------------------------------------
+    @torch.no_grad()
+    def preview(self, x_a: torch.Tensor, x_b: torch.Tensor, count: int = 4) -> torch.Tensor:
+        """Rows of (input | translation | cycle) for both directions, in [0, 1], [N, 3, H, W*3]."""
+        from .inference import cycle_reconstruct, match_channels
+
+        was_training = self.model.training
+        self.model.eval()
+        rows = []
+        try:
+            for x, src in ((x_a[:count], "a"), (x_b[:count], "b")):
+                x = x.to(self.device)
+                t, c = cycle_reconstruct(self.model, x, src)
+                rows.append(torch.cat([match_channels(v, 3) for v in (x, t, c)], dim=-1))
+        finally:
+            self.model.train(was_training)
+        return ((torch.cat(rows) + 1) / 2).clamp(0, 1).cpu()
+
+    # --- checkpoints -------------------------------------------------------------
+    def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
+        """Atomically write the full training state (rank 0 only under DDP)."""
+        if self.rank != 0:
+            return None
+        m = self.model
+        tensors = {}
+        for part in ("enc", "gen", "dis"):
+            tensors.update(untied_state_dict(getattr(m, part), f"model.{part}."))
+        meta = base_metadata(self.config, "checkpoint")
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            sd = opt.state_dict()
+            for idx, state in sd["state"].items():
+                for key, value in state.items():
+                    tensors[f"{name}.{idx}.{key}"] = torch.as_tensor(value)
+            meta[f"{name}.param_groups"] = json.dumps(sd["param_groups"])
+        tensors["rng.noise"] = self.noise.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        for name, s in self.samplers.items():
+            tensors[f"sampler.{name}.rng"] = s.generator.get_state()
+            tensors[f"sampler.{name}.order"] = s.order
+            meta[f"sampler.{name}"] = json.dumps({"size": s.size, "position": s.position})
+        meta["step"] = str(self.step)
+        meta["seed"] = str(self.seed)
+        meta["python_random"] = json.dumps(random.getstate())
+        meta["grad_scaler"] = json.dumps(self.scaler.state_dict())
+        return write_safetensors(path, tensors, meta)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> int:
+        """Restore the full training state; returns the step it resumes from."""
+        path = Path(path)
+        tensors, meta = read_safetensors(path)
+        config = check_format(meta, path, kind="checkpoint")
+        if config.to_dict() != self.config.to_dict():
+            diff = {k: (v, self.config.to_dict().get(k)) for k, v in config.to_dict().items() if self.config.to_dict().get(k) != v}
+            raise UNITWeightsError(f"{path} was trained with a different config; differing fields (file, current): {diff}")
+        try:
+            model_t = split_prefixed(tensors, "model.")
+            for part in ("enc", "gen", "dis"):
+                load_untied_state_dict(getattr(self.model, part), split_prefixed(model_t, f"{part}."), str(path))
+            for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+                groups = json.loads(meta[f"{name}.param_groups"])
+                state: dict[int, dict] = {}
+                for key, value in split_prefixed(tensors, f"{name}.").items():
+                    idx, sub = key.split(".", 1)
+                    state.setdefault(int(idx), {})[sub] = value.to(self.device) if sub != "step" else value
+                opt.load_state_dict({"state": state, "param_groups": groups})
+            self.noise.set_state(tensors["rng.noise"])
+            torch.set_rng_state(tensors["rng.torch"])
+            self.samplers = {}
+            for name in ("a", "b"):
+                if f"sampler.{name}" in meta:
+                    info = json.loads(meta[f"sampler.{name}"])
+                    s = EpochSampler(info["size"], 0)
+                    s.generator.set_state(tensors[f"sampler.{name}.rng"])
+                    s.order = tensors[f"sampler.{name}.order"].clone()
+                    s.position = info["position"]
+                    self.samplers[name] = s
+            self.step = int(meta["step"])
+            state = json.loads(meta["python_random"])
+            random.setstate((state[0], tuple(state[1]), state[2]))
+            self.scaler.load_state_dict(json.loads(meta["grad_scaler"]))
+        except (KeyError, ValueError) as exc:
+            if isinstance(exc, UNITWeightsError):
+                raise
+            raise UNITWeightsError(f"{path} is an incomplete or damaged checkpoint: {exc!r}") from exc
+        return self.step
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device=None, **kwargs) -> "Trainer":
+        from .weights import read_config
+
+        config = read_config(path)
+        trainer = cls(UNIT(config), device=device, **kwargs)
+        trainer.load_checkpoint(path)
+        return trainer
