@@ -212,6 +212,7 @@ class ComfyUIServer:
         try:
             self.wait_ready(self.start_timeout)
         except BaseException:
+            self.keep_tmp = True  # the full log stays readable at the path named in the error
             self.stop()
             raise
         return self

@@ -1,10 +1,12 @@
 """The ComfyUI harness itself, proven on ComfyUI's built-in nodes and on a minimal V3 pack."""
+import copy
 import textwrap
 
 import pytest
 from PIL import Image
 
-from comfyui_harness import ComfyUIPromptError, ComfyUIServer, configured_comfyui_dir
+from browser_harness import check_workflow_in_browser, find_chromium
+from comfyui_harness import ComfyUIError, ComfyUIPromptError, ComfyUIServer, configured_comfyui_dir
 
 pytestmark = pytest.mark.comfyui
 
@@ -124,7 +126,10 @@ class TagToText(io.ComfyNode):
 @pytest.fixture(scope="module")
 def example_packs_server(tmp_path_factory):
     """A second server (pack under test not linked) with a good V3 pack and a broken one."""
-    comfyui_dir = configured_comfyui_dir()
+    try:
+        comfyui_dir = configured_comfyui_dir()
+    except ComfyUIError as err:
+        pytest.fail(str(err), pytrace=False)
     if comfyui_dir is None:
         pytest.skip("no ComfyUI configured: set COMFYUI_DIR or run `bash .ci/install_comfyui.sh`")
     root = tmp_path_factory.mktemp("packs")
@@ -169,3 +174,61 @@ def test_broken_pack_is_reported_not_silently_ignored(example_packs_server):
     problem = example_packs_server.pack_load_problem("harness_broken")
     assert problem is not None
     assert "module_that_does_not_exist_for_harness" in problem
+
+
+# UI-format (editor) workflow: EmptyImage -> Invert Image -> Save Image, built-in nodes only.
+UI_WORKFLOW_BUILTIN = {
+    "last_node_id": 3, "last_link_id": 2,
+    "nodes": [
+        {"id": 1, "type": "EmptyImage", "pos": [50, 100], "size": [315, 130], "flags": {}, "order": 0,
+         "mode": 0, "inputs": [], "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1], "slot_index": 0}],
+         "properties": {"Node name for S&R": "EmptyImage"}, "widgets_values": [32, 32, 1, 16711680]},
+        {"id": 2, "type": "ImageInvert", "pos": [420, 100], "size": [210, 30], "flags": {}, "order": 1,
+         "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+         "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2], "slot_index": 0}],
+         "properties": {"Node name for S&R": "ImageInvert"}, "widgets_values": []},
+        {"id": 3, "type": "SaveImage", "pos": [680, 100], "size": [315, 270], "flags": {}, "order": 2,
+         "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": 2}], "outputs": [],
+         "properties": {"Node name for S&R": "SaveImage"}, "widgets_values": ["browser_check"]},
+    ],
+    "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]],
+    "groups": [], "config": {}, "extra": {}, "version": 0.4,
+}
+
+
+def needs_chromium():
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (run `bash .ci/install_browser.sh`)")
+    pytest.importorskip("websocket", reason="websocket-client not installed (run `bash .ci/install_browser.sh`)")
+
+
+@pytest.mark.browser
+def test_editor_loads_builtin_workflow_and_draws_it(comfyui_server, tmp_path):
+    needs_chromium()
+    shot = tmp_path / "builtin.png"
+    result = check_workflow_in_browser(comfyui_server.url, UI_WORKFLOW_BUILTIN, shot)
+
+    assert result.missing_node_types == []
+    assert result.unregistered_node_types == []
+    assert result.missing_nodes_dialog is None
+    assert result.node_types_in_graph == ["EmptyImage", "ImageInvert", "SaveImage"]
+    assert result.console_errors == []
+    with Image.open(shot) as img:
+        assert img.format == "PNG" and img.size == (1280, 800)
+        # A drawn graph has node bodies, widgets, text and links: far from a blank page.
+        assert len(img.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+
+
+@pytest.mark.browser
+def test_editor_reports_unknown_node_type(comfyui_server, tmp_path):
+    needs_chromium()
+    workflow = copy.deepcopy(UI_WORKFLOW_BUILTIN)
+    workflow["nodes"].append({"id": 4, "type": "NoSuchNodeForBrowser", "pos": [50, 300], "size": [200, 60],
+                              "flags": {}, "order": 3, "mode": 0, "inputs": [], "outputs": [],
+                              "properties": {}, "widgets_values": [1]})
+    workflow["last_node_id"] = 4
+    result = check_workflow_in_browser(comfyui_server.url, workflow, tmp_path / "missing.png")
+
+    assert result.missing_node_types == ["NoSuchNodeForBrowser"]
+    assert result.unregistered_node_types == ["NoSuchNodeForBrowser"]
+    assert "NoSuchNodeForBrowser" in (result.missing_nodes_dialog or "")
