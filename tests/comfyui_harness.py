@@ -104,7 +104,8 @@ class ComfyUIServer:
     """
 
     def __init__(self, comfyui_dir: Path | str | None = None, *, pack_dir: Path | str | None = REPO_ROOT,
-                 extra_packs: dict[str, Path | str] | None = None, model_folders: dict[str, str] | None = None, python: str | None = None,
+                 extra_packs: dict[str, Path | str] | None = None,
+                 model_folders: dict[str, str] | None = None, python: str | None = None,
                  disable_api_nodes: bool = True, extra_args: list[str] | None = None,
                  start_timeout: float = DEFAULT_START_TIMEOUT_S, keep_tmp: bool | None = None):
         comfyui_dir = comfyui_dir if comfyui_dir is not None else configured_comfyui_dir()
