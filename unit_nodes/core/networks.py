@@ -271,12 +271,18 @@ class UNIT(nn.Module):
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad H, W up to a multiple of the network stride; returns (padded, (H, W))."""
+    """Pad H, W up to a multiple of the network stride; returns (padded, (H, W)).
+
+    Sides are also padded to at least max(8, 2 * stride) px, the smallest input whose
+    feature maps every reflect-padded layer can handle. Reflect padding is used where the
+    image is large enough (no artificial border), replicate for tiny strips.
+    """
     h, w = x.shape[-2:]
-    ph = (multiple - h % multiple) % multiple
-    pw = (multiple - w % multiple) % multiple
+    floor = -(-max(8, 2 * multiple) // multiple) * multiple
+    th = max(-(-h // multiple) * multiple, floor)
+    tw = max(-(-w // multiple) * multiple, floor)
+    ph, pw = th - h, tw - w
     if ph or pw:
-        # reflect needs pad < size; replicate covers tiny inputs (e.g. 1 px wide strips)
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
