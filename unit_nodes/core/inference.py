@@ -175,3 +175,25 @@ def to_model_range(images01: torch.Tensor) -> torch.Tensor:
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return ((images + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def interpolation_path(l0: SharedLatent, l1: SharedLatent, steps: int) -> SharedLatent:
+    """``steps`` codes evenly spaced from ``l0`` to ``l1`` (both ends included) as one batch,
+    ordered by position along the path (all of ``l0``'s batch at t=0 first)."""
+    if int(steps) < 2:
+        raise ValueError(f"an interpolation path needs steps >= 2 (both ends), got {steps}")
+    ts = torch.linspace(0.0, 1.0, int(steps)).tolist()
+    parts = [interpolate(l0, l1, t) for t in ts]
+    return SharedLatent(torch.cat([p.code for p in parts]), parts[0].source, parts[0].image_size)
+
+
+def abs_error_map(images: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(|x - y| per pixel in [0, 1] units, its mean) for images in [-1, 1]; ``images`` are
+    first brought to the reconstruction's channels (RGB -> gray, alpha dropped)."""
+    _check_images(images)
+    _check_images(reconstruction)
+    x = match_channels(images.to(reconstruction.device, reconstruction.dtype), reconstruction.shape[1])
+    if x.shape != reconstruction.shape:
+        raise ValueError(f"cannot compare images of shape {tuple(x.shape)} with {tuple(reconstruction.shape)}")
+    err = ((x - reconstruction).abs() * 0.5).clamp(0.0, 1.0)
+    return err, float(err.mean())
