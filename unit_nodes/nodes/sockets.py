@@ -1,0 +1,33 @@
+"""The pack's socket types and the inputs several nodes share."""
+
+from __future__ import annotations
+
+from comfy_api.v0_0_2 import io
+
+CATEGORY = "UNIT"
+
+UNITModel = io.Custom("UNIT_MODEL")
+UNITLatent = io.Custom("UNIT_LATENT")
+
+SEED_MAX = 2**63 - 1
+
+
+def model_input() -> io.Input:
+    return UNITModel.Input("model", tooltip="A UNIT model (from Load UNIT Model or Train UNIT).")
+
+
+def domain_input(name: str, tooltip: str, default: str = "A") -> io.Input:
+    return io.Combo.Input(name, options=["A", "B"], default=default, tooltip=tooltip)
+
+
+def mode_input() -> io.Input:
+    return io.Combo.Input(
+        "mode", options=["mean", "sample"], default="mean",
+        tooltip="mean: the mean of q(z|x), deterministic. sample: mean + N(0, I) noise drawn with the seed "
+                "(how UNIT samples during training).",
+    )
+
+
+def seed_input() -> io.Input:
+    return io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+                        tooltip="Seed of the noise; only used when mode is 'sample'.")

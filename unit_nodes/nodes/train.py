@@ -1,0 +1,188 @@
+"""Train UNIT: two image folders -> models/unit/<name>/, with progress, previews, Cancel and resume."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import folder_paths
+import torch
+from comfy import model_management
+from comfy.cli_args import args as comfy_args
+from comfy.utils import ProgressBar
+from comfy_api.v0_0_2 import io
+
+from ..core.config import PRESETS, ConfigError, preset
+from ..core.data import ImageFolderDataset
+from ..core.networks import UNIT
+from ..core.trainer import CHECKPOINT_FILE, Trainer
+from ..core.weights import MODEL_FILE, load_model, save_model
+from . import models
+from .layout import check_save_name, image_to_pil, preview_rows_to_image
+from .sockets import CATEGORY, SEED_MAX, UNITModel
+
+CHECKPOINT_EVERY = 500  # steps between crash-safety checkpoints (Cancel always saves one)
+PREVIEW_MIN_WIDTH = 384  # small training images are enlarged in the progress preview
+PREVIEW_IMAGES = 2  # per direction
+CHANNELS = {"rgb": 3, "gray": 1}
+# Fields a resumed run may not change: everything but the schedule horizon and notes.
+RESUME_FREE_FIELDS = {"total_steps", "extra"}
+
+
+def resolve_folder(value: str, what: str) -> Path:
+    """A subfolder of ComfyUI's input directory, or an absolute folder."""
+    text = str(value or "").strip()
+    if not text:
+        raise ValueError(f"{what} is empty: give a subfolder of ComfyUI's input directory or an absolute folder path")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = Path(folder_paths.get_input_directory()) / path
+    if not path.is_dir():
+        raise ValueError(f"{what} {text!r} is not a folder: looked for {path} "
+                         f"(a subfolder of ComfyUI's input directory, or an absolute path)")
+    return path
+
+
+def requested_config(preset_name, image_size, channels, learning_rate, steps, init_model):
+    cfg_changes = dict(image_size=int(image_size), lr=float(learning_rate), total_steps=max(1, int(steps)))
+    try:
+        if init_model is not None:
+            base = models.check_handle(init_model, "init_model").model.config
+            if (base.channels_a, base.channels_b) != (CHANNELS[channels],) * 2:
+                raise ValueError(f"init_model has channels ({base.channels_a}, {base.channels_b}) but channels is "
+                                 f"{channels!r} ({CHANNELS[channels]}); set channels to match the model")
+            return base.replace(**cfg_changes)
+        return preset(preset_name, channels_a=CHANNELS[channels], channels_b=CHANNELS[channels], **cfg_changes)
+    except ConfigError as exc:
+        raise ValueError(f"these training settings do not fit the architecture: {exc}") from exc
+
+
+def config_differences(saved, requested) -> dict:
+    a, b = saved.to_dict(), requested.to_dict()
+    return {k: (a[k], b[k]) for k in a if k not in RESUME_FREE_FIELDS and a[k] != b[k]}
+
+
+def new_model(cfg, init_model, seed: int) -> UNIT:
+    """A fresh UNIT with trainable parameters (made outside inference mode), optionally
+    starting from ``init_model``'s encoders and generators (discriminators start fresh)."""
+    torch.manual_seed(int(seed))
+    model = UNIT(cfg)
+    if init_model is not None:
+        source = init_model.model
+        model.enc.load_state_dict(source.enc.state_dict())
+        model.gen.load_state_dict(source.gen.state_dict())
+        if source.dis is not None:
+            model.dis.load_state_dict(source.dis.state_dict())
+    return model
+
+
+def first_images(dataset, count: int) -> torch.Tensor:
+    return torch.stack([dataset[i][0] for i in range(min(count, len(dataset)))])
+
+
+class TrainUNIT(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="UNITTrain",
+            display_name="Train UNIT",
+            category=CATEGORY,
+            description="Trains a UNIT model on two unpaired image folders and saves it to models/unit/<save_name>/. "
+                        "Cancel keeps a checkpoint; queueing again with the same save_name resumes.",
+            inputs=[
+                io.String.Input("folder_a", default="unit_train/A",
+                                tooltip="Images of domain A: a subfolder of ComfyUI's input directory or an absolute "
+                                        "folder (searched recursively for png/jpg/jpeg/webp/bmp)."),
+                io.String.Input("folder_b", default="unit_train/B",
+                                tooltip="Images of domain B, like folder_a; the two sets need not be paired."),
+                io.String.Input("save_name", default="my-unit-model",
+                                tooltip="Model folder in models/unit. If it holds an unfinished run (checkpoint.safetensors), "
+                                        "training resumes from it."),
+                io.Int.Input("steps", default=2000, min=1, max=10_000_000,
+                             tooltip="Total training iterations (a resumed run continues up to this number)."),
+                io.Int.Input("batch_size", default=4, min=1, max=512, tooltip="Images per domain per iteration."),
+                io.Int.Input("image_size", default=64, min=8, max=2048, step=4,
+                             tooltip="Training resolution: images are resized (shorter side) and centre-cropped to this square. "
+                                     "The model later translates images of any size."),
+                io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-1, step=1e-5, round=1e-7,
+                               tooltip="Adam learning rate (the paper's 1e-4 is a safe default)."),
+                io.Int.Input("seed", default=0, min=0, max=SEED_MAX,
+                             tooltip="Seed of the initial weights, the data order and the training noise."),
+                io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
+                               tooltip="Architecture: digits32 (small, gray digits), emoji64 (small RGB), "
+                                       "image256 (the paper's photo model, slow on CPU). Ignored with init_model."),
+                io.Combo.Input("channels", options=list(CHANNELS), default="rgb",
+                               tooltip="Colour of both domains: rgb, or gray (1 channel)."),
+                io.Int.Input("preview_every", default=100, min=0, max=1_000_000,
+                             tooltip="Show input | translation | cycle on the node every N steps (0: only at the end)."),
+                UNITModel.Input("init_model", optional=True,
+                                tooltip="Optional model to fine-tune from instead of random weights (its architecture is kept)."),
+            ],
+            outputs=[
+                UNITModel.Output("model", display_name="model", tooltip="The trained model (also saved in models/unit)."),
+                io.Image.Output("preview", display_name="preview",
+                                tooltip="Rows of input | translation | cycle for both directions, after the last step."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, folder_a, folder_b, save_name, steps, batch_size, image_size, learning_rate, seed,
+                preset, channels, preview_every, init_model=None) -> io.NodeOutput:
+        name = check_save_name(save_name)
+        if channels not in CHANNELS:
+            raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
+        if not math.isfinite(float(learning_rate)) or learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        dir_a, dir_b = resolve_folder(folder_a, "folder_a"), resolve_folder(folder_b, "folder_b")
+        out = models.save_dir() / name
+        ckpt = out / CHECKPOINT_FILE
+        if (out / MODEL_FILE).exists() and not ckpt.exists():
+            raise ValueError(f"{out} already holds a model that has no training checkpoint to resume; "
+                             f"choose another save_name")
+        cfg = requested_config(preset, image_size, channels, learning_rate, steps, init_model)
+        device = model_management.get_torch_device()
+
+        # ComfyUI runs nodes under inference_mode; training needs autograd. fork_rng keeps the
+        # process-wide RNG of other nodes untouched by the seeding and the checkpoint's state.
+        with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
+            if ckpt.exists():
+                trainer = Trainer.from_checkpoint(ckpt, device=device, seed=int(seed))
+                diff = config_differences(trainer.config, cfg)
+                if diff:
+                    raise ValueError(f"{ckpt} is a run with other settings (saved, requested): {diff}; "
+                                     f"use the same settings to resume it, or another save_name")
+                cfg = trainer.config
+            else:
+                trainer = Trainer(new_model(cfg, init_model, seed), device=device, seed=int(seed))
+            ds_a = ImageFolderDataset(dir_a, size=cfg.image_size, channels=cfg.channels_a)
+            ds_b = ImageFolderDataset(dir_b, size=cfg.image_size, channels=cfg.channels_b)
+
+            bar = ProgressBar(int(steps))
+            bar.update_absolute(min(trainer.step, int(steps)), int(steps))
+            last = {}
+
+            def on_step(report) -> None:
+                model_management.throw_exception_if_processing_interrupted()  # Cancel: fit saves, then re-raises
+                preview = None
+                if (preview_every and report.step % preview_every == 0) or report.step == report.total_steps:
+                    rows = trainer.preview(*report.batch, count=PREVIEW_IMAGES)
+                    last["rows"] = rows
+                    pil = image_to_pil(preview_rows_to_image(rows), PREVIEW_MIN_WIDTH)
+                    preview = ("JPEG", pil, comfy_args.preview_size)
+                bar.update_absolute(report.step, report.total_steps, preview)
+
+            trainer.fit(ds_a, ds_b, int(steps), int(batch_size), callback=on_step,
+                        checkpoint_path=ckpt, checkpoint_every=CHECKPOINT_EVERY)
+            rows = last.get("rows")
+            if rows is None:  # nothing left to train: preview the first images
+                rows = trainer.preview(first_images(ds_a, PREVIEW_IMAGES), first_images(ds_b, PREVIEW_IMAGES),
+                                       count=PREVIEW_IMAGES)
+            path = save_model(trainer.model, out, include_discriminators=False,
+                              metadata={"trained_steps": str(trainer.step), "domain_a_source": str(dir_a),
+                                        "domain_b_source": str(dir_b)})
+        del trainer
+        model_management.soft_empty_cache()
+        model = load_model(path, device=model_management.unet_offload_device(), discriminators=False)
+        models.remember(path, model)
+        preview_image = preview_rows_to_image(rows).to(model_management.intermediate_device())
+        return io.NodeOutput(models.UNITModelHandle(model, name, str(path)), preview_image)
