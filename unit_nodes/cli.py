@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,15 @@ def _parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def _natural_channels(spec: str) -> int | None:
+    """Channels a built-in data set comes in; None for folders (the preset decides)."""
+    if spec in ("mnist", "usps"):
+        return 1
+    if spec == "mnistm" or spec.startswith("emoji-"):
+        return 3
+    return None
+
+
 def run_train(args) -> int:
     import torch
 
@@ -81,7 +91,7 @@ def run_train(args) -> int:
     from .core.images import save_pil
     from .core.networks import UNIT
     from .core.trainer import CHECKPOINT_FILE, Trainer
-    from .core.weights import atomic_write_text, load_model, resolve, save_model
+    from .core.weights import load_model, resolve, save_model
 
     out = Path(args.out)
     ckpt = out / CHECKPOINT_FILE
@@ -101,13 +111,25 @@ def run_train(args) -> int:
     channels = {"a": args.channels_a, "b": args.channels_b}
     for d, spec in (("a", args.domain_a), ("b", args.domain_b)):
         if channels[d] is None:
-            channels[d] = data.natural_channels(spec) or cfg.channels(d)
+            channels[d] = _natural_channels(spec) or cfg.channels(d)
     overrides.setdefault("channels_a", channels["a"])
     overrides.setdefault("channels_b", channels["b"])
     overrides.setdefault("total_steps", args.steps)
     cfg = preset(args.preset, **overrides)
 
     device = torch.device(args.device) if args.device not in ("auto", "") else None
+    rank = 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per GPU
+        import torch.distributed as dist
+
+        use_cuda = torch.cuda.is_available() and args.device != "cpu"
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        rank = dist.get_rank()
+        if use_cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device = torch.device("cuda", local)
     if args.resume:
         trainer = Trainer.from_checkpoint(ckpt, device=device, seed=args.seed, precision=args.precision)
         cfg = trainer.config
@@ -127,18 +149,19 @@ def run_train(args) -> int:
     ds_a = data.load_domain(args.domain_a, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_a)
     ds_b = data.load_domain(args.domain_b, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_b)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.json", cfg.to_json() + "\n")
     print(f"domain A: {args.domain_a} ({len(ds_a)} images), domain B: {args.domain_b} ({len(ds_b)} images), "
           f"{cfg.image_size} px, device {trainer.device}", file=sys.stderr)
 
     from tqdm import tqdm
 
-    bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr, disable=rank != 0)
     log_path = out / "losses.jsonl"
     t0 = time.time()
 
     def on_step(report) -> None:
         bar.update(1)
+        if rank != 0:  # under torchrun only rank 0 writes logs and samples
+            return
         if report.step % max(1, args.log_every) == 0 or report.step == report.total_steps:
             bar.set_postfix(recon=f"{report.losses['recon_a']:.3f}/{report.losses['recon_b']:.3f}",
                             cycle=f"{report.losses['cycle_a']:.3f}/{report.losses['cycle_b']:.3f}")
@@ -161,6 +184,8 @@ def run_train(args) -> int:
         print(f"\ninterrupted at step {trainer.step}; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     bar.close()
+    if rank != 0:
+        return 0
     path = save_model(trainer.model, out, include_discriminators=False,
                       metadata={"trained_steps": str(trainer.step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b)})
     print(f"saved {path} after {trainer.step} steps", file=sys.stderr)

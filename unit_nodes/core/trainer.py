@@ -127,9 +127,10 @@ class EpochSampler:
 
 
 def gather_batch(dataset, indices: Sequence[int]) -> torch.Tensor:
-    images = getattr(dataset, "images", None)
-    if isinstance(images, torch.Tensor):  # array-backed datasets: one indexing op
-        return images[torch.as_tensor(indices)]
+    batch = getattr(dataset, "batch", None)
+    if callable(batch):  # array-backed datasets: one indexing op instead of B __getitem__ calls
+        out = batch(indices)
+        return out[0] if isinstance(out, (tuple, list)) else out
     items = [dataset[i] for i in indices]
     items = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
     return torch.stack(items)
@@ -326,6 +327,7 @@ class Trainer:
                 x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
                 losses = self.train_step(x_a, x_b)
                 if checkpoint_path and checkpoint_every and self.step % checkpoint_every == 0:
+                    self.sync_buffers()
                     self.save_checkpoint(checkpoint_path)
                 if callback is not None:
                     callback(StepReport(self.step, steps, losses, (x_a, x_b)))
@@ -333,8 +335,21 @@ class Trainer:
             if checkpoint_path:
                 self.save_checkpoint(checkpoint_path)
             raise
+        self.sync_buffers()
         if checkpoint_path:
             self.save_checkpoint(checkpoint_path)
+
+    def sync_buffers(self) -> None:
+        """Copy rank 0's buffers (BatchNorm statistics) to every rank.
+
+        DDP broadcasts buffers at the start of each forward, so after the last step the
+        ranks' running statistics differ by one update; this makes the final model one.
+        A collective: every rank must call it.
+        """
+        if not self.distributed:
+            return
+        for buf in self.model.buffers():
+            dist.broadcast(buf, src=0)
 
     # --- previews ----------------------------------------------------------------
     @torch.no_grad()

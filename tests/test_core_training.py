@@ -1,0 +1,141 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tiny import TensorImages, shapes_and_inversions, tiny_config
+from unit_nodes.core.inference import translate
+from unit_nodes.core.networks import UNIT
+from unit_nodes.core.trainer import Trainer
+from unit_nodes.core.weights import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return env
+
+
+@pytest.mark.slow
+def test_short_training_learns_the_known_mapping():
+    """Unpaired shapes vs inverted shapes: reconstruction, cycle and the A->B translation
+    error against the true mapping (x -> -x) all fall during a short run."""
+    torch.manual_seed(0)
+    a, b = shapes_and_inversions(256, seed=0)
+    held_out, _ = shapes_and_inversions(64, seed=99)
+    trainer = Trainer(UNIT(tiny_config(lr=2e-4)), device="cpu", seed=0)
+
+    def translation_error():
+        trainer.model.eval()
+        err = (translate(trainer.model, held_out, "a") - (-held_out)).abs().mean().item()
+        trainer.model.train()
+        return err
+
+    before = translation_error()
+    history = []
+    trainer.fit(TensorImages(a), TensorImages(b), steps=300, batch_size=8, callback=lambda r: history.append(r.losses))
+    after = translation_error()
+
+    def mean(key, part):
+        return sum(h[key] for h in part) / len(part)
+
+    for key in ("recon_a", "recon_b", "cycle_a", "cycle_b"):
+        assert mean(key, history[-20:]) < 0.75 * mean(key, history[:20]), key
+    assert after < 0.8 * before, (before, after)
+    identity_error = (held_out - (-held_out)).abs().mean().item()
+    assert after < 0.5 * identity_error
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_hold_identical_weights(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(REPO / "tests" / "ddp_worker.py"), str(tmp_path)]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    assert r0.keys() == r1.keys()
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    # and training did move them away from initialisation, on different data per rank
+    assert (tmp_path / "order0.txt").read_text() != (tmp_path / "order1.txt").read_text()
+
+
+def _write_pngs(folder: Path, images: torch.Tensor, extra_junk: bool = False):
+    folder.mkdir(parents=True)
+    for i, x in enumerate(images):
+        arr = ((x[0].numpy() + 1) * 127.5).astype(np.uint8)
+        sub = folder / ("nested" if i % 2 else "")
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(arr, "L").save(sub / f"img{i}.png")
+    if extra_junk:
+        (folder / "notes.txt").write_text("not an image")
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "unit_nodes", *map(str, args)], env=_env(), cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_cli_train_resume_and_translate(tmp_path):
+    a, b = shapes_and_inversions(12)
+    _write_pngs(tmp_path / "A", a, extra_junk=True)
+    _write_pngs(tmp_path / "B", b)
+    out = tmp_path / "run"
+    common = ["--domain-a", tmp_path / "A", "--domain-b", tmp_path / "B", "--out", out, "--preset", "digits32",
+              "--size", "16", "--batch-size", "2", "--sample-every", "2", "--log-every", "1",
+              "--set", "base_channels=8", "--set", "dis_channels=16", "--set", "dis_layers=2"]
+    proc = _cli("train", *common, "--steps", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipp" in proc.stderr.lower()  # the .txt file was skipped with a warning
+    for name in ("model.safetensors", "config.json", "checkpoint.safetensors", "losses.jsonl"):
+        assert (out / name).is_file(), name
+    assert (out / "samples" / "step_0000002.png").is_file()
+    model = load_model(out)
+    assert model.config.image_size == 16 and model.config.base_channels == 8
+
+    # an existing run is never overwritten by accident
+    again = _cli("train", *common, "--steps", "4")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = _cli("train", *common, "--steps", "4", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stderr and "step 2" in resumed.stderr
+    assert len((out / "losses.jsonl").read_text().splitlines()) == 4
+
+    tr = _cli("translate", "--model", out, "--direction", "a2b", "--out", tmp_path / "t", "--cycle", tmp_path / "A")
+    assert tr.returncode == 0, tr.stderr[-3000:]
+    outs = sorted((tmp_path / "t").glob("*_a2b.png"))
+    assert len(outs) == 12
+    assert Image.open(outs[0]).size == (16, 16)
+    assert len(sorted((tmp_path / "t").glob("*_a2b_cycle.png"))) == 12
+
+
+def test_cli_errors_are_clear(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "B").mkdir()
+    proc = _cli("train", "--domain-a", tmp_path / "empty", "--domain-b", tmp_path / "B", "--out", tmp_path / "o",
+                "--preset", "digits32", "--steps", "1")
+    assert proc.returncode == 2
+    assert "error:" in proc.stderr and "empty" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli("train", "--domain-a", tmp_path / "missing", "--domain-b", tmp_path / "B", "--out", tmp_path / "o",
+                "--preset", "digits32", "--steps", "1")
+    assert proc.returncode == 2 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli("train", "--domain-a", "mnist", "--domain-b", "usps", "--out", tmp_path / "o", "--preset", "nope")
+    assert proc.returncode == 2 and "unknown preset" in proc.stderr
+    proc = _cli("translate", "--model", tmp_path / "nomodel", "--direction", "a2b", "--out", tmp_path / "t", tmp_path)
+    assert proc.returncode == 2 and "no model found" in proc.stderr
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04junk")
+    proc = _cli("translate", "--model", bad, "--direction", "a2b", "--out", tmp_path / "t", tmp_path)
+    assert proc.returncode == 2 and "pickle" in proc.stderr
+    proc = _cli("train", "--help")
+    assert proc.returncode == 0
+    for option in ("--domain-a", "--domain-b", "--out", "--preset", "--size", "--steps", "--resume"):
+        assert option in proc.stdout
