@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from . import tiling
 from .networks import UNIT, check_domain, other_domain, pad_to_multiple
+
+TileArg = int | str | None  # a tile side in px, 'auto' (tile only when too big) or None (never)
 
 
 @dataclass
@@ -67,6 +70,20 @@ def _model_device_dtype(model: UNIT) -> tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
+def resolve_tile(model: UNIT, tile: TileArg, height: int, width: int, batch: int) -> int | None:
+    """The tile side to use (None: whole image) for ``tile`` = int | 'auto' | None | 0."""
+    if tile is None or tile == 0:
+        return None
+    if tile == "auto":
+        device, _ = _model_device_dtype(model)
+        return tiling.auto_tile(model.config, height, width, batch, device)
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile must be a positive integer (px), 'auto' or None, got {tile!r}")
+    if tile >= height and tile >= width:
+        return None
+    return tile
+
+
 @torch.inference_mode()
 def encode(
     model: UNIT,
@@ -74,14 +91,22 @@ def encode(
     domain: str,
     sample: bool = False,
     seed: int | None = None,
+    tile: TileArg = "auto",
+    overlap: int | None = None,
 ) -> SharedLatent:
-    """The mean of q(z|x) (default) or, with ``sample=True``, z = mean + N(0, I) noise."""
+    """The mean of q(z|x) (default) or, with ``sample=True``, z = mean + N(0, I) noise.
+
+    ``tile``: see :func:`translate`."""
     check_domain(domain)
     _check_images(images)
     device, dtype = _model_device_dtype(model)
-    x = match_channels(images.to(device=device, dtype=dtype), model.config.channels(domain))
-    x, size = pad_to_multiple(x, model.config.stride)
-    mu = model.encode(x, domain)
+    side = resolve_tile(model, tile, images.shape[-2], images.shape[-1], images.shape[0])
+    if side is not None:
+        mu, size = tiling.encode_tiled(model, images, domain, side, overlap)
+    else:
+        x = match_channels(images.to(device=device, dtype=dtype), model.config.channels(domain))
+        x, size = pad_to_multiple(x, model.config.stride)
+        mu = model.encode(x, domain)
     if sample:
         gen = torch.Generator(device=mu.device)
         gen.manual_seed(int(seed) if seed is not None else torch.seed())
@@ -90,10 +115,19 @@ def encode(
 
 
 @torch.inference_mode()
-def decode(model: UNIT, latent: SharedLatent, domain: str) -> torch.Tensor:
+def decode(
+    model: UNIT, latent: SharedLatent, domain: str, tile: TileArg = "auto", overlap: int | None = None
+) -> torch.Tensor:
+    """G_domain(code), cropped to the encoded image's size. ``tile``: see :func:`translate`."""
     check_domain(domain)
     device, dtype = _model_device_dtype(model)
-    out = model.decode(latent.code.to(device=device, dtype=dtype), domain)
+    s = model.config.stride
+    b, _, hl, wl = latent.code.shape
+    side = resolve_tile(model, tile, hl * s, wl * s, b)
+    if side is not None:
+        out = tiling.decode_tiled(model, latent.code, domain, side, overlap)
+    else:
+        out = model.decode(latent.code.to(device=device, dtype=dtype), domain)
     h, w = latent.image_size
     return out[..., :h, :w]
 
@@ -106,15 +140,27 @@ def translate(
     sample: bool = False,
     seed: int | None = None,
     batch_size: int | None = None,
+    tile: TileArg = "auto",
+    overlap: int | None = None,
 ) -> torch.Tensor:
-    """G_target(E_source(x)); ``target`` defaults to the other domain. Batches are chunked."""
+    """G_target(E_source(x)); ``target`` defaults to the other domain. Batches are chunked.
+
+    Large images are translated in overlapping, blended tiles (see ``tiling``): ``tile`` is
+    the tile side in px, 'auto' (default: tiles only when the estimated memory of a
+    whole-image pass exceeds the budget of ``tiling.auto_tile``) or None (never tile);
+    ``overlap`` is the blend width in px (default tile / 4).
+    """
     target = other_domain(source) if target is None else check_domain(target)
     _check_images(images)
     chunks = [images] if not batch_size else list(images.split(batch_size))
     outs = []
     for i, chunk in enumerate(chunks):
         chunk_seed = None if seed is None else int(seed) + i
-        outs.append(decode(model, encode(model, chunk, source, sample, chunk_seed), target))
+        side = resolve_tile(model, tile, chunk.shape[-2], chunk.shape[-1], chunk.shape[0])
+        if side is not None:
+            outs.append(tiling.translate_tiled(model, chunk, source, target, side, overlap, sample=sample, seed=chunk_seed))
+        else:
+            outs.append(decode(model, encode(model, chunk, source, sample, chunk_seed, tile=None), target, tile=None))
     return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
@@ -124,11 +170,12 @@ def cycle_reconstruct(
     source: str,
     sample: bool = False,
     seed: int | None = None,
+    tile: TileArg = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(translation, cycle): x -> G_other(E_source(x)) -> G_source(E_other(.))."""
     target = other_domain(source)
-    translated = translate(model, images, source, target, sample, seed)
-    cycled = translate(model, translated, target, source, sample, None if seed is None else seed + 1)
+    translated = translate(model, images, source, target, sample, seed, tile=tile)
+    cycled = translate(model, translated, target, source, sample, None if seed is None else seed + 1, tile=tile)
     return translated, cycled
 
 
