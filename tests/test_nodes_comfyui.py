@@ -449,3 +449,48 @@ def test_bundled_emoji_pair_moves_google_emoji_towards_twitter_style(server):
     translated_error = np.mean([c[0] for c in closer])
     input_error = np.mean([c[1] for c in closer])
     assert translated_error < input_error, f"L1 to the Twitter emoji: translated {closer}"
+
+
+def test_a_model_file_replaced_on_disk_is_reloaded(server):
+    unit_dir = server.models_dir / "unit"
+    torch.manual_seed(5)
+    save_model(UNIT(tiny_config(3), discriminators=False), unit_dir / "swapped")
+    graph = translate_graph({"class_type": "LoadImage", "inputs": {"image": "emoji_google_1f609.png"}},
+                            model="swapped", prefix="unit/swap")
+    before = as_array(saved_images(server, server.run(graph, timeout=60), "4")[0])
+    rerun = server.run(graph, timeout=60)  # unchanged file: ComfyUI's cache answers
+    assert rerun["outputs"]["4"]["images"]
+    torch.manual_seed(6)
+    save_model(UNIT(tiny_config(3), discriminators=False), unit_dir / "swapped")
+
+    after = as_array(saved_images(server, server.run(graph, timeout=60), "4")[0])
+
+    assert np.abs(after - before).mean() > 0, "the new weights were not used"
+
+
+def test_hub_repo_that_cannot_be_fetched_is_a_clear_error(server):
+    graph = translate_graph({"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1,
+                                                                    "color": 0}})
+    graph["1"]["inputs"].update(hub_repo="unit-nodes-tests/no-such-repo", revision="", subfolder="")
+    error = execution_error(server, graph)  # the harness runs ComfyUI with HF_HUB_OFFLINE=1
+    assert error["node_type"] == "UNITLoadModel" and error["exception_type"] == "FileNotFoundError"
+    assert "unit-nodes-tests/no-such-repo" in error["exception_message"]
+
+    graph["1"]["inputs"]["hub_repo"] = "not a repo id"
+    error = execution_error(server, graph)
+    assert "is not a Hugging Face repo id" in error["exception_message"]
+
+
+def test_models_in_an_extra_model_paths_folder_are_listed_and_loaded(tmp_path):
+    """A second server whose extra_model_paths.yaml maps `unit` to another folder."""
+    from comfyui_harness import ComfyUIServer, configured_comfyui_dir
+
+    with ComfyUIServer(configured_comfyui_dir(), model_folders={"unit": "elsewhere/unit_models"}) as other:
+        torch.manual_seed(0)
+        save_model(UNIT(tiny_config(3), discriminators=False), other.base_dir / "elsewhere" / "unit_models" / "far-away")
+        info = other.object_info("UNITLoadModel")["UNITLoadModel"]
+        assert "far-away" in info["input"]["required"]["model_name"][1]["options"]
+        graph = translate_graph({"class_type": "EmptyImage", "inputs": {"width": 20, "height": 12, "batch_size": 1,
+                                                                        "color": 0xFF0000}}, model="far-away")
+        [image] = saved_images(other, other.run(graph, timeout=60), "4")
+        assert image.size == (20, 12)
