@@ -31,7 +31,7 @@ pytestmark = pytest.mark.comfyui
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
-EXAMPLES = REPO / "examples"
+EXAMPLES = WORKFLOWS / "inputs"
 WORKFLOW_NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 NODE_IDS = ["UNITLoadModel", "UNITEncode", "UNITDecode", "UNITTranslate", "UNITCycleReconstruct",
             "UNITSamplePrior", "UNITInterpolateLatents", "UNITInterpolationStrip", "UNITTrain", "UNITSaveModel"]
@@ -196,6 +196,14 @@ def test_workflows_reference_a_bundled_pair_and_shipped_example_images():
                 assert node["inputs"]["model_name"] == PAIR
             if node["class_type"] == "LoadImage":
                 assert (EXAMPLES / node["inputs"]["image"]).is_file(), node["inputs"]["image"]
+
+
+def test_workflows_are_served_as_templates_of_the_pack(server):
+    templates = server._request("GET", "/workflow_templates")
+    assert sorted(templates.get("unit-nodes", [])) == WORKFLOW_NAMES, templates
+    for name in WORKFLOW_NAMES:
+        served = server._request("GET", f"/api/workflow_templates/unit-nodes/{name}.json")
+        assert served == json.loads((WORKFLOWS / f"{name}.json").read_text()), name
 
 
 # --- the shipped workflows, run ----------------------------------------------------------

@@ -24,7 +24,7 @@ def editor_server(comfyui_server):
     pytest.importorskip("websocket", reason="websocket-client not installed (run `bash .ci/install_browser.sh`)")
     problem = comfyui_server.pack_load_problem()
     assert problem is None, f"ComfyUI did not load the pack:\n{problem}"
-    for png in (REPO / "examples").glob("*.png"):  # so the Load Image dropdowns hold the files
+    for png in (WORKFLOWS / "inputs").glob("*.png"):  # so the Load Image dropdowns hold the files
         shutil.copy(png, comfyui_server.input_dir / png.name)
     return comfyui_server
 
