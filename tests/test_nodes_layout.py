@@ -70,3 +70,19 @@ def test_preview_rows_stack_into_one_image_and_enlarge():
     torch.testing.assert_close(image[0, 8:16], rows[1].permute(1, 2, 0))
     pil = image_to_pil(image, min_width=100)
     assert pil.size == (120, 160) and pil.mode == "RGB"
+
+
+def test_pack_entry_point_imports_without_comfyui():
+    import importlib.util
+    import inspect
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("unit_nodes_pack_root", root / "__init__.py",
+                                                  submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    assert inspect.iscoroutinefunction(module.comfy_entrypoint)
+    assert "comfy_api" not in sys.modules and "folder_paths" not in sys.modules
