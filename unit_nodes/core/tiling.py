@@ -166,6 +166,7 @@ def tiled_map(
     align: int = 1,
     scale: tuple[int, int] = (1, 1),
     out_device: torch.device | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Apply a fully convolutional ``fn`` to ``x`` [B, C, H, W] tile by tile and blend.
 
@@ -173,7 +174,8 @@ def tiled_map(
     ``x`` and must return the output for that crop, whose size is the crop's times
     ``scale = (num, den)``. H, W, ``tile``, ``overlap`` and ``context`` must be multiples of
     ``align`` (the caller pads). The result lives on ``out_device`` (default: ``x``'s device),
-    so a GPU can translate tiles of an image held in CPU memory.
+    so a GPU can translate tiles of an image held in CPU memory. ``progress(done, total)`` is
+    called after each tile (a node's progress bar; it may raise to cancel).
     """
     num, den = scale
     b, _, h, w = x.shape
@@ -206,6 +208,8 @@ def tiled_map(
             out[:, :, oy:oy + ch, ox:ox + cw].addcmul_(core, wgt)
             weight_sum[oy:oy + ch, ox:ox + cw] += wgt
             del y, core
+            if progress is not None:
+                progress(yi * len(xs) + xi + 1, len(ys) * len(xs))
     out /= weight_sum
     return out
 
@@ -317,6 +321,7 @@ def translate_tiled(
     seed: int | None = None,
     norm_stats: str = "global",
     stats_size: int = 1024,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """G_target(E_source(x)) tile by tile; same contract as ``inference.translate``.
 
@@ -356,7 +361,7 @@ def translate_tiled(
         return model.decode(mu, target)
 
     with _global_stats_context(model, x, run_whole, norm_stats, stats_size, s):
-        out = tiled_map(run_tile, x, tile, overlap, context, align=s, out_device=device)
+        out = tiled_map(run_tile, x, tile, overlap, context, align=s, out_device=device, progress=progress)
     return out[..., :h, :w].to(dtype)
 
 
