@@ -345,7 +345,7 @@ def resolve(
     if spec_str.count("/") == 1 and not path.suffix and not spec_str.startswith((".", "/", "~")):
         from .hub import download
 
-        return download(spec_str, revision=revision, subfolder=subfolder)
+        return download(spec_str, revision=revision, subfolder=subfolder, models_dirs=models_dirs)
     raise FileNotFoundError(
         f"no model found for {spec_str!r}: not an existing folder or .safetensors file, not a name in "
         f"{[str(d) for d in models_dirs or []]}, not a bundled pair ({sorted(pairs) or 'none installed'}), "
