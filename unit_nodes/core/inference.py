@@ -54,6 +54,15 @@ def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     raise ValueError(f"images have {x.shape[1]} channel(s); the model's domain expects {channels}")
 
 
+def optimize_for_inference(model: UNIT) -> UNIT:
+    """Put ``model`` (in place) in eval mode with channels_last weights, the faster layout for
+    its convolutions on CPU and CUDA (docs/PERFORMANCE.md); inputs need no change (a conv with
+    channels_last weights gives channels_last outputs). Results equal the default layout's up
+    to float rounding; saving and training such a model work unchanged."""
+    model.eval()
+    return model.to(memory_format=torch.channels_last)
+
+
 def _check_images(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(x).__name__}")
