@@ -80,6 +80,25 @@ def matmul_roofline(device: torch.device, dtype: torch.dtype = torch.float32, se
     """Best GFLOP/s of a large square matmul on ``device``: the machine's compute roofline as
     measured now, with the current thread count (so that ratios hold on a busy machine)."""
     n = 2048 if device.type == "cpu" else 8192
+    if device.type == "cuda" and dtype == torch.float32:
+        # fp32 convs may run on TF32 tensor cores (cudnn.allow_tf32, on by default); measure the
+        # matmul roofline under the same rule, or fp32 ratios could exceed 1
+        with _matmul_tf32(torch.backends.cudnn.allow_tf32):
+            return _matmul_gflops(device, dtype, n, seconds)
+    return _matmul_gflops(device, dtype, n, seconds)
+
+
+@contextlib.contextmanager
+def _matmul_tf32(enabled: bool):
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def _matmul_gflops(device: torch.device, dtype: torch.dtype, n: int, seconds: float) -> float:
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
@@ -142,7 +161,6 @@ def peak_memory(device: torch.device):
 def op_time_shares(fn: Callable[[], object], wall_s: float) -> dict:
     """Where one call's wall time goes (CPU only): self time inside aten ops, the part of it in
     convolutions/matmuls, and the rest of ``wall_s`` (Python, module calls, dispatch glue)."""
-    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep kineto's start/stop lines off stderr
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -223,8 +241,8 @@ def bench_translation(model, size: int, batch: int, path: str, device: torch.dev
         t = time.perf_counter()
         try:
             with _time_limit(compile_timeout), torch.inference_mode():
-                m.enc = torch.compile(m.enc)
-                m.gen = torch.compile(m.gen)
+                m.enc["a"] = torch.compile(m.enc["a"])  # the two networks a->b translation runs
+                m.gen["b"] = torch.compile(m.gen["b"])
                 x1 = _images(1, m.config.channels_a, size, device, channels_last, 0)
                 with _autocast(device, amp):
                     translate(m, x1, "a", tile=None)
@@ -344,6 +362,7 @@ def run_bench(
             "cpu": cpu_model(), "nproc": os.cpu_count(), "threads": torch.get_num_threads(),
             "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
             "torch": torch.__version__, "python": platform.python_version(),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32) if dev.type == "cuda" else None,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
         "settings": {"batch": batch, "train_batch": train_batch or batch, "iters": iters, "paths": paths,
