@@ -98,15 +98,22 @@ def _matmul_tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
+_ROOFLINE_OPERANDS: dict = {}
+
+
 def _matmul_gflops(device: torch.device, dtype: torch.dtype, n: int, seconds: float) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
+    # operands are allocated once and kept, so roofline samples taken between timed calls do
+    # not show up in the peak memory of the measurement around them
+    key = (str(device), dtype, n)
+    if key not in _ROOFLINE_OPERANDS:
+        _ROOFLINE_OPERANDS[key] = tuple(torch.randn(n, n, device=device, dtype=dtype) for _ in range(3))
+    a, b, c = _ROOFLINE_OPERANDS[key]
+    torch.matmul(a, b, out=c)
     _sync(device)
     best, spent = float("inf"), 0.0
     while spent < seconds or best == float("inf"):
         t = time.perf_counter()
-        a @ b
+        torch.matmul(a, b, out=c)
         _sync(device)
         dt = time.perf_counter() - t
         best, spent = min(best, dt), spent + dt
@@ -121,18 +128,36 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def time_calls(fn: Callable[[], object], device: torch.device, iters: int, warmup: int = 1) -> float:
-    """Median seconds per call of ``fn`` over ``iters`` timed calls after ``warmup``."""
+def time_calls(fn: Callable[[], object], device: torch.device, iters: int, warmup: int = 1,
+               between: Callable[[], float] | None = None) -> tuple[list[float], list[float]]:
+    """Seconds of each of ``iters`` timed calls of ``fn`` after ``warmup``, and the values of
+    ``between()`` sampled before the first call and after every call (a roofline sample)."""
     for _ in range(warmup):
         fn()
     _sync(device)
-    times = []
+    times, samples = [], [between()] if between else []
     for _ in range(max(1, iters)):
         t = time.perf_counter()
         fn()
         _sync(device)
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        if between:
+            samples.append(between())
+    return times, samples
+
+
+def roofline_figures(flops: int | None, times: list[float], roofs: list[float]) -> dict:
+    """Median time and, per timed call, achieved GFLOP/s over the mean of the roofline samples
+    taken just before and just after that call; the median of those ratios is the figure
+    (a busy machine slows both the call and its neighbouring samples)."""
+    sec = statistics.median(times)
+    out = {"seconds_per_call": sec, "roofline_gflops": statistics.median(roofs),
+           "roofline_gflops_min": min(roofs), "roofline_gflops_max": max(roofs)}
+    if flops:
+        out["gflops"] = flops / sec / 1e9
+        out["roofline_ratio"] = statistics.median(
+            flops / t / 1e9 / ((roofs[i] + roofs[i + 1]) / 2) for i, t in enumerate(times))
+    return out
 
 
 @contextlib.contextmanager
@@ -260,25 +285,20 @@ def bench_translation(model, size: int, batch: int, path: str, device: torch.dev
             with _autocast(device, amp):
                 return translate(run_model, x, "a", tile=None)
 
-        before = matmul_roofline(device, roof_dtype)
         with peak_memory(device) as mem:
-            sec = time_calls(call, device, iters)
-        after = matmul_roofline(device, roof_dtype)
+            times, roofs = time_calls(call, device, iters, between=lambda: matmul_roofline(device, roof_dtype, 0.2))
         if use_compile:  # the same arithmetic as eager; count it where the counter sees the ops
             flops = count_flops(lambda: translate(model.to(device).eval(), x.contiguous(), "a", tile=None))
         else:
             flops = count_flops(call)
-        roof = (before + after) / 2
+        fig = roofline_figures(flops, times, roofs)
+        sec = fig["seconds_per_call"]
         entry = {
-            "ms_per_image": 1e3 * sec / b, "images_per_s": b / sec, "seconds_per_call": sec,
+            "ms_per_image": 1e3 * sec / b, "images_per_s": b / sec, **fig,
             "flops_per_image": None if flops is None else flops / b,
-            "roofline_gflops_before": before, "roofline_gflops_after": after, "roofline_gflops": roof,
             "peak_memory_bytes": mem["peak_bytes"], "peak_memory_kind": mem["kind"],
             "memory_increase_bytes": mem["peak_bytes"] - mem["before_bytes"],
         }
-        if flops:
-            entry["gflops"] = flops / sec / 1e9
-            entry["roofline_ratio"] = entry["gflops"] / roof
         if shares and device.type == "cpu" and b == 1 and not use_compile:
             entry.update(op_time_shares(call, sec))
         res[f"batch{b}"] = entry
@@ -308,17 +328,14 @@ def bench_training(config, size: int, batch: int, path: str, device: torch.devic
         return trainer.train_step(x_a, x_b)
 
     roof_dtype = amp or torch.float32
-    before = matmul_roofline(device, roof_dtype)
     with peak_memory(device) as mem:
-        sec = time_calls(call, device, iters)
-    after = matmul_roofline(device, roof_dtype)
+        times, roofs = time_calls(call, device, iters, between=lambda: matmul_roofline(device, roof_dtype, 0.2))
     flops = count_flops(call)
-    roof = (before + after) / 2
+    fig = roofline_figures(flops, times, roofs)
+    sec = fig["seconds_per_call"]
     res = {
         "autocast": str(amp).replace("torch.", "") if amp else None, "channels_last": channels_last, "batch": batch,
-        "ms_per_iteration": 1e3 * sec, "flops_per_iteration": flops, "gflops": flops / sec / 1e9,
-        "roofline_gflops_before": before, "roofline_gflops_after": after, "roofline_gflops": roof,
-        "roofline_ratio": flops / sec / 1e9 / roof,
+        "ms_per_iteration": 1e3 * sec, "flops_per_iteration": flops, **fig,
         "peak_memory_bytes": mem["peak_bytes"], "peak_memory_kind": mem["kind"],
         "memory_increase_bytes": mem["peak_bytes"] - mem["before_bytes"],
     }
@@ -357,6 +374,7 @@ def run_bench(
         if p not in PATHS:
             raise ValueError(f"unknown bench path {p!r}; choose from {PATHS}")
     log = log or (lambda s: None)
+    roof_start = matmul_roofline(dev, torch.float32)  # also allocates the roofline operands up front
     report = {
         "machine": {
             "cpu": cpu_model(), "nproc": os.cpu_count(), "threads": torch.get_num_threads(),
@@ -365,6 +383,7 @@ def run_bench(
             "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32) if dev.type == "cuda" else None,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
+        "roofline_fp32_gflops_at_start": roof_start,
         "settings": {"batch": batch, "train_batch": train_batch or batch, "iters": iters, "paths": paths,
                      "precision": precision, "sizes": sizes},
         "results": [],
@@ -420,8 +439,8 @@ def format_table(report: dict) -> str:
                      f"{_fmt(pct(tr, 'overhead_share'), '5.1f')} {_fmt(pct(tr, 'conv_matmul_share'), '5.1f')} "
                      f"{_fmt(tr['memory_increase_bytes'] / 2**20, '6.0f')}")
         lines.append(head + left + " | " + right)
-    lines.append("GF/s: achieved GFLOP/s (FlopCounterMode FLOPs / median wall time); %roof: that over a large "
-                 "matmul measured just before and after; ovh%: wall time outside aten ops (Python, dispatch); "
+    lines.append("GF/s: achieved GFLOP/s (FlopCounterMode FLOPs / median wall time); %roof: median over timed calls "
+                 "of achieved GFLOP/s over a large matmul sampled just before and after that call; ovh%: wall time outside aten ops (Python, dispatch); "
                  "conv%: wall time in conv/matmul kernels; MiB: peak memory above the level before the measurement "
                  "(RSS high-water mark on CPU, max allocated on CUDA; totals in the JSON).")
     return "\n".join(lines)
