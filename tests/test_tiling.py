@@ -131,3 +131,24 @@ def test_sampled_tiles_are_seeded_and_bad_arguments_are_named():
         tiling.translate_tiled(m, x, "a", "b", tile=32, overlap=32)
     with pytest.raises(ValueError, match="norm_stats"):
         tiling.translate_tiled(m, x, "a", "b", tile=32, norm_stats="batch")
+
+
+def test_progress_is_reported_per_tile_and_can_cancel():
+    m = _model("digits32", norm="batch")
+    x = _smooth(1, 100, 100)
+    seen = []
+    inf.translate(m, x, "a", tile=32, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] == len(seen)
+    lat = inf.encode(m, x, "a", tile=None)
+    seen.clear()
+    inf.decode(m, lat, "b", tile=32, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] > 1
+
+    class Cancel(Exception):
+        pass
+
+    def cancel(done, total):
+        raise Cancel()
+
+    with pytest.raises(Cancel):
+        inf.translate(m, x, "a", tile=32, progress=cancel)

@@ -8,6 +8,7 @@ input (broadcast), so graphs need no manual conversion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -102,6 +103,7 @@ def encode(
     seed: int | None = None,
     tile: TileArg = "auto",
     overlap: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SharedLatent:
     """The mean of q(z|x) (default) or, with ``sample=True``, z = mean + N(0, I) noise.
 
@@ -111,7 +113,7 @@ def encode(
     device, dtype = _model_device_dtype(model)
     side = resolve_tile(model, tile, images.shape[-2], images.shape[-1], images.shape[0])
     if side is not None:
-        mu, size = tiling.encode_tiled(model, images, domain, side, overlap)
+        mu, size = tiling.encode_tiled(model, images, domain, side, overlap, progress=progress)
     else:
         x = match_channels(images.to(device=device, dtype=dtype), model.config.channels(domain))
         x, size = pad_to_multiple(x, model.config.stride)
@@ -125,7 +127,12 @@ def encode(
 
 @torch.inference_mode()
 def decode(
-    model: UNIT, latent: SharedLatent, domain: str, tile: TileArg = "auto", overlap: int | None = None
+    model: UNIT,
+    latent: SharedLatent,
+    domain: str,
+    tile: TileArg = "auto",
+    overlap: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """G_domain(code), cropped to the encoded image's size. ``tile``: see :func:`translate`."""
     check_domain(domain)
@@ -134,7 +141,7 @@ def decode(
     b, _, hl, wl = latent.code.shape
     side = resolve_tile(model, tile, hl * s, wl * s, b)
     if side is not None:
-        out = tiling.decode_tiled(model, latent.code, domain, side, overlap)
+        out = tiling.decode_tiled(model, latent.code, domain, side, overlap, progress=progress)
     else:
         out = model.decode(latent.code.to(device=device, dtype=dtype), domain)
     h, w = latent.image_size
@@ -151,13 +158,15 @@ def translate(
     batch_size: int | None = None,
     tile: TileArg = "auto",
     overlap: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """G_target(E_source(x)); ``target`` defaults to the other domain. Batches are chunked.
 
     Large images are translated in overlapping, blended tiles (see ``tiling``): ``tile`` is
     the tile side in px, 'auto' (default: tiles only when the estimated memory of a
     whole-image pass exceeds the budget of ``tiling.auto_tile``) or None (never tile);
-    ``overlap`` is the blend width in px (default tile / 4).
+    ``overlap`` is the blend width in px (default tile / 4); ``progress(done, total)`` is
+    called after each tile of a tiled chunk (it may raise to cancel).
     """
     target = other_domain(source) if target is None else check_domain(target)
     _check_images(images)
@@ -167,7 +176,8 @@ def translate(
         chunk_seed = None if seed is None else int(seed) + i
         side = resolve_tile(model, tile, chunk.shape[-2], chunk.shape[-1], chunk.shape[0])
         if side is not None:
-            outs.append(tiling.translate_tiled(model, chunk, source, target, side, overlap, sample=sample, seed=chunk_seed))
+            outs.append(tiling.translate_tiled(model, chunk, source, target, side, overlap, sample=sample,
+                                               seed=chunk_seed, progress=progress))
         else:
             outs.append(decode(model, encode(model, chunk, source, sample, chunk_seed, tile=None), target, tile=None))
     return torch.cat(outs) if len(outs) > 1 else outs[0]

@@ -368,7 +368,8 @@ def translate_tiled(
 @torch.inference_mode()
 def encode_tiled(model, images: torch.Tensor, domain: str, tile: int = DEFAULT_TILE,
                  overlap: int | None = None, context: int | None = None,
-                 norm_stats: str = "global", stats_size: int = 1024) -> tuple[torch.Tensor, tuple[int, int]]:
+                 norm_stats: str = "global", stats_size: int = 1024,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
     """The mean code E_domain(x) computed tile by tile: (code, (H, W) of the image)."""
     from .inference import _model_device_dtype, match_channels
     from .networks import pad_to_multiple
@@ -385,14 +386,15 @@ def encode_tiled(model, images: torch.Tensor, domain: str, tile: int = DEFAULT_T
         return model.encode(crop.to(device), domain)
 
     with _global_stats_context(model, x, run, norm_stats, stats_size, s):
-        code = tiled_map(run, x, tile, overlap, context, align=s, scale=(1, s), out_device=device)
+        code = tiled_map(run, x, tile, overlap, context, align=s, scale=(1, s), out_device=device, progress=progress)
     return code.to(dtype), size
 
 
 @torch.inference_mode()
 def decode_tiled(model, code: torch.Tensor, domain: str, tile: int = DEFAULT_TILE,
                  overlap: int | None = None, context: int | None = None,
-                 norm_stats: str = "global", stats_size: int = 1024) -> torch.Tensor:
+                 norm_stats: str = "global", stats_size: int = 1024,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """G_domain(code) tile by tile; ``tile``, ``overlap``, ``context`` are in image px."""
     from .inference import _model_device_dtype
 
@@ -407,5 +409,6 @@ def decode_tiled(model, code: torch.Tensor, domain: str, tile: int = DEFAULT_TIL
 
     z = code
     with _global_stats_context(model, z, run, norm_stats, max(1, stats_size // s), 1):
-        out = tiled_map(run, z, tile // s, overlap // s, context // s, align=1, scale=(s, 1), out_device=device)
+        out = tiled_map(run, z, tile // s, overlap // s, context // s, align=1, scale=(s, 1), out_device=device,
+                        progress=progress)
     return out.to(dtype)
