@@ -183,13 +183,18 @@ def peak_memory(device: torch.device):
             out["kind"] = "rss_peak" if out.pop("rss_reset") else "rss_peak_since_start"
 
 
-def op_time_shares(fn: Callable[[], object], wall_s: float) -> dict:
-    """Where one call's wall time goes (CPU only): self time inside aten ops, the part of it in
-    convolutions/matmuls, and the rest of ``wall_s`` (Python, module calls, dispatch glue)."""
+def op_time_shares(fn: Callable[[], object], wall_s: float | None = None) -> dict:
+    """Where one call's wall time goes (CPU only), from one profiled call: self time inside
+    aten ops, the part of it in convolutions/matmuls, and the rest of that call's wall time
+    (Python, module calls, dispatch glue; the profiler's own cost inflates this share a little,
+    so it is an upper bound). Shares use the profiled call's own wall time, so a busy machine
+    slows numerator and denominator alike."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t = time.perf_counter()
         fn()
+        profiled_wall = time.perf_counter() - t
     aten_us = flop_us = 0.0
     for e in prof.events():
         if not e.name.startswith("aten::"):
@@ -199,10 +204,11 @@ def op_time_shares(fn: Callable[[], object], wall_s: float) -> dict:
             flop_us += e.self_cpu_time_total
     aten_s, flop_s = aten_us / 1e6, flop_us / 1e6
     return {
+        "profiled_wall_s": profiled_wall,
         "aten_s": aten_s,
         "conv_matmul_s": flop_s,
-        "overhead_share": max(0.0, 1.0 - aten_s / wall_s),
-        "conv_matmul_share": min(1.0, flop_s / wall_s),
+        "overhead_share": min(1.0, max(0.0, 1.0 - aten_s / profiled_wall)),
+        "conv_matmul_share": min(1.0, flop_s / profiled_wall),
     }
 
 
