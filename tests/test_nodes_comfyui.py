@@ -364,6 +364,29 @@ def test_rgba_batches_and_odd_sizes_through_a_gray_model(server):
     assert np.allclose(arr[..., 0], arr[..., 1]), "a gray model's error map is gray"
 
 
+def test_forced_tiles_match_the_whole_image_translation(server):
+    """Translate and Decode expose tiling: forced 64 px tiles give the whole-image result."""
+    graph = translate_graph({"class_type": "LoadImage", "inputs": {"image": "emoji_google_1f601.png"}}, prefix="unit/whole")
+    graph["5"] = {"class_type": "ImageScale", "inputs": {"image": ["2", 0], "upscale_method": "bilinear",
+                                                         "width": 200, "height": 136, "crop": "disabled"}}
+    graph["3"]["inputs"]["image"] = ["5", 0]
+    graph["6"] = {"class_type": "UNITTranslate", "inputs": {**graph["3"]["inputs"], "tile_size": 64}}
+    graph["7"] = {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "unit/tiled"}}
+    graph["8"] = {"class_type": "UNITEncode", "inputs": {"model": ["1", 0], "image": ["5", 0], "domain": "A",
+                                                         "mode": "mean", "seed": 0}}
+    graph["9"] = {"class_type": "UNITDecode", "inputs": {"model": ["1", 0], "latent": ["8", 0], "domain": "B",
+                                                         "tile_size": 64}}
+    graph["10"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "unit/tiled_dec"}}
+    entry = server.run(graph, timeout=180)
+    [whole] = saved_images(server, entry, "4")
+    [tiled] = saved_images(server, entry, "7")
+    [decoded] = saved_images(server, entry, "10")
+    assert whole.size == tiled.size == decoded.size == (200, 136)
+    assert np.abs(as_array(whole) - as_array(tiled)).max() <= 2 / 255
+    assert np.abs(as_array(whole) - as_array(decoded)).max() <= 2 / 255
+    assert as_array(whole).std() > 0.01  # a real picture, not a flat fill
+
+
 def test_missing_model_name_is_a_node_error(server):
     workflow = api_workflow("unit_translate_a_to_b", model="no-such-unit-model")
     with pytest.raises(ComfyUIPromptError) as caught:

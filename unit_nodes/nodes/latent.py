@@ -8,7 +8,7 @@ from comfy_api.v0_0_2 import io
 from ..core import inference
 from .layout import core_to_image, domain_key, image_to_core
 from .models import check_handle, on_device
-from .sockets import CATEGORY, SEED_MAX, UNITLatent, domain_input, mode_input, model_input, seed_input
+from .sockets import CATEGORY, SEED_MAX, UNITLatent, domain_input, mode_input, model_input, seed_input, tile_argument, tile_input, tile_progress
 
 LATENT_TOOLTIP = "A code in UNIT's shared latent space, with the domain it came from and the image size to restore."
 
@@ -65,12 +65,13 @@ class DecodeToDomain(io.ComfyNode):
                 UNITLatent.Input("latent", tooltip=LATENT_TOOLTIP),
                 domain_input("domain", "The domain to render the codes in: the source domain reconstructs, "
                                        "the other one translates.", default="B"),
+                tile_input(),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The decoded images (RGB, original size).")],
         )
 
     @classmethod
-    def execute(cls, model, latent, domain) -> io.NodeOutput:
+    def execute(cls, model, latent, domain, tile_size=0) -> io.NodeOutput:
         handle = check_handle(model)
         latent, d = check_latent(latent), domain_key(domain)
         expected = handle.model.config.latent_channels
@@ -78,7 +79,7 @@ class DecodeToDomain(io.ComfyNode):
             raise ValueError(f"latent has {latent.code.shape[1]} channels but this model's latent space has {expected}: "
                              f"decode with the model that encoded it")
         with on_device(handle) as m:
-            out = inference.decode(m, latent, d)
+            out = inference.decode(m, latent, d, tile=tile_argument(tile_size), progress=tile_progress())
         return io.NodeOutput(core_to_image(out, model_management.intermediate_device()))
 
 

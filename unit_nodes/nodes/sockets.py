@@ -31,3 +31,29 @@ def mode_input() -> io.Input:
 def seed_input() -> io.Input:
     return io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                         tooltip="Seed of the noise; only used when mode is 'sample'.")
+
+
+def tile_input() -> io.Input:
+    return io.Int.Input(
+        "tile_size", default=0, min=0, max=8192, step=64, optional=True,
+        tooltip="0 = automatic: images too large for memory are translated in overlapping, smoothly "
+                "blended tiles. A number forces tiles of that many pixels (a multiple of the model's stride).")
+
+
+def tile_argument(tile_size: int):
+    return "auto" if int(tile_size) == 0 else int(tile_size)
+
+
+def tile_progress():
+    """A per-tile progress callback: ComfyUI's progress bar, and Cancel between tiles."""
+    from comfy import model_management
+    from comfy.utils import ProgressBar
+
+    bars = {}
+
+    def progress(done: int, total: int) -> None:
+        bar = bars.get(total) or bars.setdefault(total, ProgressBar(total))
+        bar.update_absolute(done, total)
+        model_management.throw_exception_if_processing_interrupted()
+
+    return progress

@@ -9,7 +9,7 @@ from ..core import inference
 from ..core.networks import other_domain
 from .layout import core_to_image, domain_key, image_to_core, unit_to_image
 from .models import check_handle, on_device
-from .sockets import CATEGORY, domain_input, mode_input, model_input, seed_input
+from .sockets import CATEGORY, domain_input, mode_input, model_input, seed_input, tile_argument, tile_input, tile_progress
 
 SOURCE_TOOLTIP = "The domain the input images belong to; they are translated to the other one."
 
@@ -29,16 +29,18 @@ class TranslateImage(io.ComfyNode):
                 domain_input("source_domain", SOURCE_TOOLTIP),
                 mode_input(),
                 seed_input(),
+                tile_input(),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The translated images, same size as the input.")],
         )
 
     @classmethod
-    def execute(cls, model, image, source_domain, mode="mean", seed=0) -> io.NodeOutput:
+    def execute(cls, model, image, source_domain, mode="mean", seed=0, tile_size=0) -> io.NodeOutput:
         handle = check_handle(model)
         x, source = image_to_core(image), domain_key(source_domain, "source_domain")
         with on_device(handle) as m:
-            y = inference.translate(m, x, source, other_domain(source), sample=mode == "sample", seed=seed)
+            y = inference.translate(m, x, source, other_domain(source), sample=mode == "sample", seed=seed,
+                                    tile=tile_argument(tile_size), progress=tile_progress())
         return io.NodeOutput(core_to_image(y, model_management.intermediate_device()))
 
 
