@@ -490,7 +490,7 @@ def run_eval(args) -> int:
                                  log=lambda m: print(m, file=sys.stderr, flush=True))
 
         def fmt(v, spec):
-            return "-" if v is None else format(v, spec)
+            return "-".rjust(int(spec.split(".")[0])) if v is None else format(v, spec)
 
         print(f"{'direction':<17} {'images':>6}  {'FID':>7} {'(id)':>7}  {'KIDx1e3':>7} {'(id)':>7}  "
               f"{'L1':>6} {'(id)':>6}  {'SSIM':>6} {'(id)':>6}")
