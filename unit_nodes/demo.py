@@ -8,6 +8,7 @@ Offline, on the CPU by default, in seconds.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,8 +53,11 @@ def pair_grid(pair_dir: Path, device="cpu", scale: int | None = None, max_sample
             row += [x[j].cpu(), y[j].cpu(), back[j].cpu()]
         rows.append(row)
     name_a, name_b = cfg.domain_a, cfg.domain_b
+    shared = os.path.commonprefix([name_a, name_b])
+    if shared.endswith("-"):  # 'emoji-google' / 'emoji-twitter': keep the column headers short
+        name_a, name_b = name_a[len(shared):], name_b[len(shared):]
     labels = [name_a, f">{name_b}", "cycle", name_b, f">{name_a}", "cycle"]
-    return labelled_grid(rows, labels, scale=scale or max(1, 96 // size))
+    return labelled_grid(rows, labels, scale=scale or max(1, round(128 / size)))
 
 
 def _fit(x, size: int):
