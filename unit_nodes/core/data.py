@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .inference import match_channels
+
 SPLITS = ("train", "test")
 DIGIT_DOMAINS = ("mnist", "usps", "mnistm")
 EMOJI_STYLES = ("google", "twitter")
@@ -453,7 +455,7 @@ class ArrayImageDataset(Dataset):
     def _to_float(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.uint8:
             x = x.float().div_(127.5).sub_(1.0)
-        return _match_channels(x, self.channels)
+        return match_channels(x, self.channels)
 
     def __getitem__(self, index: int):
         return self._to_float(self._data[index : index + 1])[0].clone(), int(self.labels[index])
@@ -467,17 +469,6 @@ class ArrayImageDataset(Dataset):
     def images(self) -> torch.Tensor:
         """All images as one float tensor ``[N, C, S, S]`` in [-1, 1] (materialised)."""
         return self._to_float(self._data)
-
-
-def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    if x.shape[1] == channels:
-        return x
-    if x.shape[1] == 1 and channels == 3:
-        return x.expand(-1, 3, -1, -1)
-    if x.shape[1] == 3 and channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
-        return (x * weights).sum(dim=1, keepdim=True)
-    raise ValueError(f"cannot convert {x.shape[1]} channels to {channels}")
 
 
 class DigitDataset(ArrayImageDataset):
