@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from browser_harness import check_workflow_in_browser, find_chromium
-from comfyui_harness import ComfyUIError, ComfyUIPromptError, ComfyUIServer, configured_comfyui_dir
+from comfyui_harness import ComfyUIPromptError, ComfyUIServer
 
 pytestmark = pytest.mark.comfyui
 
@@ -124,14 +124,8 @@ class TagToText(io.ComfyNode):
 
 
 @pytest.fixture(scope="module")
-def example_packs_server(tmp_path_factory):
+def example_packs_server(tmp_path_factory, comfyui_dir):
     """A second server (pack under test not linked) with a good V3 pack and a broken one."""
-    try:
-        comfyui_dir = configured_comfyui_dir()
-    except ComfyUIError as err:
-        pytest.fail(str(err), pytrace=False)
-    if comfyui_dir is None:
-        pytest.skip("no ComfyUI configured: set COMFYUI_DIR or run `bash .ci/install_comfyui.sh`")
     root = tmp_path_factory.mktemp("packs")
     good = root / "harness_v3_example"
     good.mkdir()

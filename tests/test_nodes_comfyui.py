@@ -530,11 +530,11 @@ def test_hub_repo_that_cannot_be_fetched_is_a_clear_error(server):
     assert "is not a Hugging Face repo id" in error["exception_message"]
 
 
-def test_models_in_an_extra_model_paths_folder_are_listed_and_loaded(tmp_path):
+def test_models_in_an_extra_model_paths_folder_are_listed_and_loaded(tmp_path, comfyui_dir):
     """A second server whose extra_model_paths.yaml maps `unit` to another folder."""
-    from comfyui_harness import ComfyUIServer, configured_comfyui_dir
+    from comfyui_harness import ComfyUIServer
 
-    with ComfyUIServer(configured_comfyui_dir(), model_folders={"unit": "elsewhere/unit_models"}) as other:
+    with ComfyUIServer(comfyui_dir, model_folders={"unit": "elsewhere/unit_models"}) as other:
         torch.manual_seed(0)
         save_model(UNIT(tiny_config(3), discriminators=False), other.base_dir / "elsewhere" / "unit_models" / "far-away")
         info = other.object_info("UNITLoadModel")["UNITLoadModel"]
