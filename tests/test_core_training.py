@@ -83,6 +83,26 @@ def _cli(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def test_cycle_domains_drops_the_cycle_l1_of_the_other_side_only():
+    """cycle_domains='a' keeps x_a -> B -> A and drops x_b -> A -> B: the E+G objective
+    differs by exactly lambda_cc_recon * cycle_b."""
+    from unit_nodes.core.config import ConfigError
+
+    a, b = shapes_and_inversions(4)
+    totals = {}
+    for domains in ("ab", "a"):
+        torch.manual_seed(0)
+        trainer = Trainer(UNIT(tiny_config(cycle_domains=domains)), device="cpu", seed=0)
+        x_a, x_b = trainer._prepare(a), trainer._prepare(b)
+        totals[domains] = trainer.g_step(x_a, x_b, trainer.forward(x_a, x_b))
+    full, one_sided = totals["ab"], totals["a"]
+    assert full["cycle_b"] == pytest.approx(one_sided["cycle_b"]) and full["cycle_b"] > 0.01
+    cfg = tiny_config()
+    assert full["g_total"] - one_sided["g_total"] == pytest.approx(cfg.lambda_cc_recon * full["cycle_b"], rel=1e-4)
+    with pytest.raises(ConfigError, match="cycle_domains"):
+        tiny_config(cycle_domains="ba")
+
+
 @pytest.mark.slow
 def test_cli_train_resume_and_translate(tmp_path):
     a, b = shapes_and_inversions(12)
@@ -92,8 +112,14 @@ def test_cli_train_resume_and_translate(tmp_path):
     common = ["--domain-a", tmp_path / "A", "--domain-b", tmp_path / "B", "--out", out, "--preset", "digits32",
               "--size", "16", "--batch-size", "2", "--sample-every", "2", "--log-every", "1",
               "--set", "base_channels=8", "--set", "dis_channels=16", "--set", "dis_layers=2"]
-    proc = _cli("train", *common, "--steps", "2")
+    proc = _cli("train", *common, "--steps", "2", "--export-every", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    for step in (1, 2):  # inference exports along the way, each loadable, with its wall time
+        snap = load_model(out / "snapshots" / f"step_{step:07d}")
+        assert not snap.has_discriminators
+    from unit_nodes.core.weights import read_safetensors
+    meta = read_safetensors(out / "snapshots" / "step_0000002" / "model.safetensors")[1]
+    assert meta["trained_steps"] == "2" and float(meta["run_seconds"]) > 0
     assert "skipp" in proc.stderr.lower()  # the .txt file was skipped with a warning
     for name in ("model.safetensors", "config.json", "checkpoint.safetensors", "losses.jsonl"):
         assert (out / name).is_file(), name

@@ -121,12 +121,38 @@ def test_digit_task_scores_translations_and_the_source_only_baseline():
     torch.manual_seed(0)
     model = UNIT(tiny_config(image_size=32), discriminators=False).eval()
     model.config = model.config.replace(domain_a="mnist", domain_b="usps")
-    r = evaluate.evaluate_digit_task(model, "mnist->usps", limit=300)
+    r = evaluate.evaluate_digit_task(model, "mnist->usps", limit=300, protocol="translated-target")
     usps = data.DigitDataset("usps", "test", 32, limit=300)
     expected_baseline = accuracy(load_classifier(MNIST_CLASSIFIER), usps.images, usps.labels)
     assert r.target_images == 300 and r.source_only == pytest.approx(expected_baseline)
     assert r.source_only > 0.9  # the classifier reads raw USPS well (97 % on the full test set)
     assert 0.0 <= r.accuracy <= 1.0 and r.accuracy < r.source_only  # an untrained translator destroys digits
+
+
+@pytest.mark.skipif(not MNIST_CLASSIFIER.is_file(), reason="bundled MNIST classifier missing")
+def test_translated_source_protocol_trains_on_translated_labelled_source_images():
+    need_data("usps")
+    from unit_nodes.core.classifier import train_classifier
+
+    torch.manual_seed(0)
+    model = UNIT(tiny_config(image_size=32), discriminators=False).eval()
+    model.config = model.config.replace(domain_a="mnist", domain_b="usps")
+    r = evaluate.evaluate_digit_task(model, "mnist->usps", limit=96, train_limit=128, classifier_steps=6,
+                                     protocol="translated-source")
+    assert r.protocol == "translated-source" and r.classifier_steps == 6 and r.target_images == 96
+    # The same thing by hand: MNIST training images through G_usps(E_mnist(.)), a classifier
+    # trained on them with MNIST labels and the bundled recipe, read on real USPS test images.
+    mnist = data.DigitDataset("mnist", "train", 32, limit=128)
+    usps = data.DigitDataset("usps", "test", 32, limit=96)
+    recipe = evaluate.classifier_recipe(MNIST_CLASSIFIER)
+    assert recipe["steps"] >= 100  # the bundled classifier's own recipe, not a toy one
+    translated = evaluate.translate_all(model, mnist.images, "a", "b")
+    by_hand = train_classifier((translated, mnist.labels), steps=6, batch_size=recipe["batch_size"], lr=recipe["lr"],
+                               seed=recipe["seed"], in_channels=3)
+    assert r.accuracy == pytest.approx(accuracy(by_hand, usps.images, usps.labels))
+    assert r.source_only == pytest.approx(accuracy(load_classifier(MNIST_CLASSIFIER), usps.images, usps.labels))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        evaluate.evaluate_digit_task(model, "mnist->usps", protocol="feature-level")
 
 
 def test_domain_of_reads_names_and_metadata_and_refuses_guessing():
@@ -154,12 +180,13 @@ def test_eval_digits_command(tmp_path):
     model = UNIT(tiny_config(image_size=32), discriminators=False)
     save_model(model, tmp_path / "pair", include_discriminators=False,
                metadata={"domain_a_source": "mnist", "domain_b_source": "usps"})
-    out = run_cli("eval", "digits", "--model", str(tmp_path / "pair"), "--task", "mnist->usps", "--limit", "64",
-                  "--device", "cpu", "--json", str(tmp_path / "r.json"))
-    assert out.returncode == 0, out.stderr
-    assert "mnist->usps" in out.stdout and "source only" in out.stdout
-    rows = json.loads((tmp_path / "r.json").read_text())["digits"]
-    assert rows[0]["task"] == "mnist->usps" and rows[0]["target_images"] == 64
+    for protocol in ("translated-target", "translated-source"):
+        out = run_cli("eval", "digits", "--model", str(tmp_path / "pair"), "--task", "mnist->usps", "--limit", "64",
+                      "--protocol", protocol, "--classifier-steps", "3", "--device", "cpu", "--json", str(tmp_path / "r.json"))
+        assert out.returncode == 0, out.stderr
+        assert "mnist->usps" in out.stdout and "source only" in out.stdout and f"protocol {protocol}" in out.stdout
+        rows = json.loads((tmp_path / "r.json").read_text())["digits"]
+        assert rows[0]["task"] == "mnist->usps" and rows[0]["target_images"] == 64 and rows[0]["protocol"] == protocol
 
 
 def test_eval_emoji_command_without_fid(tmp_path):

@@ -49,6 +49,9 @@ def add_train(sub) -> None:
     p.add_argument("--sample-every", type=int, default=500, help="write a sample grid every N steps (0: never)")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="save a checkpoint every N steps (default 1000)")
     p.add_argument("--log-every", type=int, default=50, help="append losses to OUT/losses.jsonl every N steps")
+    p.add_argument("--export-every", type=int, default=0,
+                   help="also export the model every N steps to OUT/snapshots/step_NNNNNNN/ (inference weights + config, "
+                        "ready for eval or upload; 0: never)")
     p.add_argument("--data-root", default=None, help="root of the built-in data sets (default: $UNIT_DATA_ROOT or ../shared/data)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any UNITConfig field, e.g. --set lambda_gan=1 --set n_shared=0 (repeatable)")
@@ -101,6 +104,8 @@ def run_train(args) -> int:
         raise UserError(f"--resume: no checkpoint at {ckpt}")
     if args.steps < 1 or args.batch_size < 1:
         raise UserError("--steps and --batch-size must be >= 1")
+    if args.export_every < 0:
+        raise UserError("--export-every must be >= 0")
 
     overrides = _parse_overrides(args.set)
     if args.size is not None:
@@ -167,6 +172,11 @@ def run_train(args) -> int:
                             cycle=f"{report.losses['cycle_a']:.3f}/{report.losses['cycle_b']:.3f}")
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": report.step, "time_s": round(time.time() - t0, 2), **report.losses}) + "\n")
+        if args.export_every and report.step % args.export_every == 0:
+            # Snapshots carry the wall time so accuracy can be plotted against training time.
+            save_model(trainer.model, out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
+                       metadata={"trained_steps": str(report.step), "run_seconds": f"{time.time() - t0:.1f}",
+                                 "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b)})
         if args.sample_every and (report.step % args.sample_every == 0 or report.step == report.total_steps):
             x_a, x_b = report.batch
             grid = trainer.preview(x_a, x_b)

@@ -14,6 +14,7 @@ from typing import Any
 
 NORMS = ("instance", "batch", "none")
 GAN_MODES = ("lsgan", "nonsaturating")
+CYCLE_DOMAINS = ("ab", "a", "b")
 LR_POLICIES = ("constant", "step", "linear")
 UPSAMPLE_MODES = ("nearest", "transpose")
 
@@ -53,6 +54,10 @@ class UNITConfig:
     lambda_recon: float = 100.0  # lambda2
     lambda_cc_kl: float = 0.1  # lambda3
     lambda_cc_recon: float = 100.0  # lambda4
+    # Which domains' images get the cycle L1 (x -> other domain -> back). "ab" is the paper.
+    # Drop a side whose translation is many-to-one (MNIST-M -> MNIST discards the photo
+    # background): its cycle can only be met by hiding the background in the translation.
+    cycle_domains: str = "ab"
 
     # --- optimisation ---------------------------------------------------------------
     lr: float = 1e-4
@@ -110,6 +115,7 @@ class UNITConfig:
         need(self.dis_norm in NORMS, "dis_norm", f"must be one of {NORMS}")
         need(self.upsample in UPSAMPLE_MODES, "upsample", f"must be one of {UPSAMPLE_MODES}")
         need(self.gan_mode in GAN_MODES, "gan_mode", f"must be one of {GAN_MODES}")
+        need(self.cycle_domains in CYCLE_DOMAINS, "cycle_domains", f"must be one of {CYCLE_DOMAINS}")
         need(self.lr_policy in LR_POLICIES, "lr_policy", f"must be one of {LR_POLICIES}")
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")

