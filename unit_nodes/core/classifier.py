@@ -1,7 +1,8 @@
 """A small digit classifier for the domain-adaptation evaluation protocol.
 
-Translated images are scored by a classifier trained on the target domain alone: if
-``G_b(E_a(x))`` keeps the digit, the target classifier reads the source label back.
+The bundled classifiers are trained on one labelled domain alone; ``evaluate`` uses them as
+the source-only baseline, to read translations into their domain, and as the training
+recipe for classifiers trained on translated source images.
 Inputs are 32x32 float tensors in [-1, 1]; gray inputs are broadcast to the model's
 channels, so an MNIST model also reads 3-channel translations.
 """

@@ -1,25 +1,34 @@
 """Evaluation of trained UNIT pairs: ``python -m unit_nodes eval digits|emoji``.
 
-Digit domain adaptation (pixel-level protocol)
-----------------------------------------------
-A task ``S->T`` has a labelled source domain S and an unlabelled target domain T. A
-classifier trained on S alone (bundled in ``weights/classifiers/``) reads the *full* T test
-set after translation into S: ``G_S(E_T(x))`` (the code is the mean of q(z|x), no noise).
-The reported accuracy is the fraction of translated test images whose predicted class is the
-true T label. The "source only" baseline feeds the raw T test images to the same
-classifier (the identity translation). Tasks and sets (32 px, 1 or 3 channels):
+Digit domain adaptation (pixel-level protocols)
+-----------------------------------------------
+A task ``S->T`` has a labelled source domain S and an unlabelled target domain T; the score
+is classification accuracy on the *full* T test set. Codes are the mean of q(z|x), no noise.
+Two protocols, ``--protocol``:
 
-==================  ===========================  ================================  ====================
-task                target test set               translation                       classifier
-==================  ===========================  ================================  ====================
-``mnist->usps``     USPS test, 2007 images        G_mnist(E_usps(x))                mnist-digits32
-``usps->mnist``     MNIST test, 10000 images      G_usps(E_mnist(x))                usps-digits32
-``mnist->mnistm``   MNIST-M test, 10000 images    G_mnist(E_mnistm(x))              mnist-digits32
-==================  ===========================  ================================  ====================
+``translated-source`` (default; the pixel-level adaptation protocol of PixelDA and CyCADA)
+    The labelled S training set is translated into T, ``G_T(E_S(x))``, and a fresh
+    classifier is trained on the translations with the S labels, with exactly the recipe of
+    the bundled S classifier (steps, batch, learning rate, seed and augmentation, read from
+    its metadata). It then reads the raw T test images. The only difference from the
+    "source only" baseline is the translation.
+``translated-target``
+    The bundled S classifier reads the T test images translated into S, ``G_S(E_T(x))``.
 
-The UNIT paper instead trains a classifier head on the discriminator's shared trunk; this
-pixel-level variant needs no discriminator (the shipped pairs are inference-only exports)
-and measures exactly what a user of the translation gets.
+The "source only" baseline is the bundled S classifier on the raw T test images (the
+identity translation), the same for both protocols. Sets (32 px, 1 or 3 channels):
+
+==================  ===========================  ====================
+task                target test set               source classifier
+==================  ===========================  ====================
+``mnist->usps``     USPS test, 2007 images        mnist-digits32
+``usps->mnist``     MNIST test, 10000 images      usps-digits32
+``mnist->mnistm``   MNIST-M test, 10000 images    mnist-digits32
+==================  ===========================  ====================
+
+The UNIT paper instead trains a classifier head on the discriminator's shared trunk; the
+pixel-level protocols need no discriminator (the shipped pairs are inference-only exports)
+and measure what a user of the translation gets.
 
 Visual pairs (emoji)
 --------------------

@@ -1,0 +1,61 @@
+"""Accuracy against training wall time, from the snapshots of one training run.
+
+    python -m unit_nodes train ... --export-every 300 --out RUN
+    python bench/time_to_quality.py RUN/snapshots --task "mnist->usps" \
+        --protocol translated-target --json bench/results/ttq_target.json
+
+Each snapshot (``RUN/snapshots/step_NNNNNNN``) carries ``trained_steps`` and ``run_seconds``
+(wall time since the training process started) in its metadata; every snapshot is scored
+with ``evaluate.evaluate_digit_task`` on the full target test set and one row is printed per
+snapshot. ``--steps 600,1800`` restricts the run to some snapshots (the translated-source
+protocol trains a classifier per snapshot: minutes each on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from unit_nodes.core import evaluate  # noqa: E402
+from unit_nodes.core.weights import atomic_write_text, read_safetensors  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("snapshots", type=Path, help="the run's snapshots/ folder")
+    p.add_argument("--task", required=True, choices=sorted(evaluate.DIGIT_TASKS))
+    p.add_argument("--protocol", default="translated-source", choices=evaluate.DIGIT_PROTOCOLS)
+    p.add_argument("--steps", default=None, help="comma-separated snapshot steps to score (default: all)")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = p.parse_args(argv)
+    folders = sorted(f for f in args.snapshots.glob("step_*") if (f / "model.safetensors").is_file())
+    if args.steps:
+        wanted = {int(s) for s in args.steps.split(",")}
+        folders = [f for f in folders if int(f.name.split("_")[1]) in wanted]
+    if not folders:
+        raise SystemExit(f"error: no snapshots (step_*/model.safetensors) in {args.snapshots}")
+    rows = []
+    print(f"{'step':>6} {'train min':>9} {'accuracy':>9} {'source only':>11}  ({args.task}, {args.protocol})", flush=True)
+    for folder in folders:
+        meta = read_safetensors(folder / "model.safetensors")[1]
+        model, _ = evaluate.load_pair(str(folder))
+        t0 = time.time()
+        r = evaluate.evaluate_digit_task(model, args.task, protocol=args.protocol)
+        row = {"step": int(meta["trained_steps"]), "train_seconds": float(meta["run_seconds"]),
+               "accuracy": r.accuracy, "source_only": r.source_only, "eval_seconds": round(time.time() - t0, 1),
+               "task": args.task, "protocol": args.protocol}
+        rows.append(row)
+        print(f"{row['step']:>6} {row['train_seconds'] / 60:>9.1f} {100 * r.accuracy:>8.2f}% {100 * r.source_only:>10.2f}%",
+              flush=True)
+        if args.json:  # rewritten after every row: a long run keeps what it measured
+            atomic_write_text(args.json, json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
