@@ -271,12 +271,14 @@ def test_sample_prior_workflow_decodes_the_same_codes_in_both_domains(server):
 
 def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, train_folders):
     workflow = train_workflow(train_folders, "trained-tiny", steps=3)
+    node_of(workflow, "UNITTrain")["inputs"]["cycle"] = "A->B->A only"
     entry = server.run(workflow, timeout=170)
 
     folder = server.models_dir / "unit" / "trained-tiny"
     model = load_model(folder)
     assert model.config.channels_a == model.config.channels_b == 1
     assert model.config.image_size == 16 and model.config.preset == "digits32"
+    assert model.config.cycle_domains == "a"  # the optional cycle input reached the trainer
     assert json.loads((folder / "config.json").read_text())["image_size"] == 16
     assert Trainer.from_checkpoint(folder / CHECKPOINT_FILE).step == 3
     [translated] = saved_images(server, entry, "4")

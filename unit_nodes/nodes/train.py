@@ -43,8 +43,16 @@ def resolve_folder(value: str, what: str) -> Path:
     return path
 
 
-def requested_config(preset_name, image_size, channels, learning_rate, steps, init_model):
-    cfg_changes = dict(image_size=int(image_size), lr=float(learning_rate), total_steps=max(1, int(steps)))
+# Which images get the cycle L1. Dropping a side suits pairs where one direction throws
+# information away (photo -> sketch): its cycle could only be met by hiding it in the output.
+CYCLE_CHOICES = {"both (paper)": "ab", "A->B->A only": "a", "B->A->B only": "b"}
+
+
+def requested_config(preset_name, image_size, channels, learning_rate, steps, init_model, cycle="both (paper)"):
+    if cycle not in CYCLE_CHOICES:
+        raise ValueError(f"cycle must be one of {list(CYCLE_CHOICES)}, got {cycle!r}")
+    cfg_changes = dict(image_size=int(image_size), lr=float(learning_rate), total_steps=max(1, int(steps)),
+                       cycle_domains=CYCLE_CHOICES[cycle])
     try:
         if init_model is not None:
             base = models.check_handle(init_model, "init_model").model.config
@@ -117,6 +125,10 @@ class TrainUNIT(io.ComfyNode):
                              tooltip="Show input | translation | cycle on the node every N steps (0: only at the end)."),
                 UNITModel.Input("init_model", optional=True,
                                 tooltip="Optional model to fine-tune from instead of random weights (its architecture is kept)."),
+                io.Combo.Input("cycle", options=list(CYCLE_CHOICES), default="both (paper)", optional=True,
+                               tooltip="Cycle-consistency images: both directions as in the paper, or only one when the "
+                                       "other translation discards information (e.g. textured photo -> clean drawing: "
+                                       "keep only the drawing's cycle)."),
             ],
             outputs=[
                 UNITModel.Output("model", display_name="model", tooltip="The trained model (also saved in models/unit)."),
@@ -127,7 +139,7 @@ class TrainUNIT(io.ComfyNode):
 
     @classmethod
     def execute(cls, folder_a, folder_b, save_name, steps, batch_size, image_size, learning_rate, seed,
-                preset, channels, preview_every, init_model=None) -> io.NodeOutput:
+                preset, channels, preview_every, init_model=None, cycle="both (paper)") -> io.NodeOutput:
         name = check_save_name(save_name)
         if channels not in CHANNELS:
             raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
@@ -139,7 +151,7 @@ class TrainUNIT(io.ComfyNode):
         if (out / MODEL_FILE).exists() and not ckpt.exists():
             raise ValueError(f"{out} already holds a model that has no training checkpoint to resume; "
                              f"choose another save_name")
-        cfg = requested_config(preset, image_size, channels, learning_rate, steps, init_model)
+        cfg = requested_config(preset, image_size, channels, learning_rate, steps, init_model, cycle)
         device = model_management.get_torch_device()
 
         # ComfyUI runs nodes under inference_mode; training needs autograd. fork_rng keeps the
