@@ -115,12 +115,18 @@ def test_nv_bilinear_resize_keeps_constant_images_and_size():
 # ----------------------------------------------------------------------------- digits
 
 
-@pytest.mark.skipif(not MNIST_CLASSIFIER.is_file(), reason="bundled MNIST classifier missing")
-def test_digit_task_scores_translations_and_the_source_only_baseline():
-    need_data("usps")
+def untrained_mnist_usps_pair() -> UNIT:
+    """A tiny random-weight 32 px model whose sides are named mnist (a) and usps (b)."""
     torch.manual_seed(0)
     model = UNIT(tiny_config(image_size=32), discriminators=False).eval()
     model.config = model.config.replace(domain_a="mnist", domain_b="usps")
+    return model
+
+
+@pytest.mark.skipif(not MNIST_CLASSIFIER.is_file(), reason="bundled MNIST classifier missing")
+def test_digit_task_scores_translations_and_the_source_only_baseline():
+    need_data("usps")
+    model = untrained_mnist_usps_pair()
     r = evaluate.evaluate_digit_task(model, "mnist->usps", limit=300, protocol="translated-target")
     usps = data.DigitDataset("usps", "test", 32, limit=300)
     expected_baseline = accuracy(load_classifier(MNIST_CLASSIFIER), usps.images, usps.labels)
@@ -134,9 +140,7 @@ def test_translated_source_protocol_trains_on_translated_labelled_source_images(
     need_data("usps")
     from unit_nodes.core.classifier import train_classifier
 
-    torch.manual_seed(0)
-    model = UNIT(tiny_config(image_size=32), discriminators=False).eval()
-    model.config = model.config.replace(domain_a="mnist", domain_b="usps")
+    model = untrained_mnist_usps_pair()
     r = evaluate.evaluate_digit_task(model, "mnist->usps", limit=96, train_limit=128, classifier_steps=6,
                                      protocol="translated-source")
     assert r.protocol == "translated-source" and r.classifier_steps == 6 and r.target_images == 96
