@@ -163,6 +163,9 @@ def run_train(args) -> int:
     log_path = out / "losses.jsonl"
     t0 = time.time()
 
+    def export_metadata(step: int) -> dict:
+        return {"trained_steps": str(step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b)}
+
     def on_step(report) -> None:
         bar.update(1)
         if rank != 0:  # under torchrun only rank 0 writes logs and samples
@@ -175,8 +178,7 @@ def run_train(args) -> int:
         if args.export_every and report.step % args.export_every == 0:
             # Snapshots carry the wall time so accuracy can be plotted against training time.
             save_model(trainer.model, out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
-                       metadata={"trained_steps": str(report.step), "run_seconds": f"{time.time() - t0:.1f}",
-                                 "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b)})
+                       metadata={**export_metadata(report.step), "run_seconds": f"{time.time() - t0:.1f}"})
         if args.sample_every and (report.step % args.sample_every == 0 or report.step == report.total_steps):
             x_a, x_b = report.batch
             grid = trainer.preview(x_a, x_b)
@@ -196,8 +198,7 @@ def run_train(args) -> int:
     bar.close()
     if rank != 0:
         return 0
-    path = save_model(trainer.model, out, include_discriminators=False,
-                      metadata={"trained_steps": str(trainer.step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b)})
+    path = save_model(trainer.model, out, include_discriminators=False, metadata=export_metadata(trainer.step))
     print(f"saved {path} after {trainer.step} steps", file=sys.stderr)
     return 0
 

@@ -161,7 +161,7 @@ class DigitResult:
     accuracy: float  # UNIT under the protocol
     source_only: float  # the bundled source classifier on raw target test images (no adaptation)
     classifier: str
-    protocol: str = "translated-target"
+    protocol: str  # one of DIGIT_PROTOCOLS
     classifier_steps: int = 0  # translated-source: steps of the classifier trained on translations
 
     def row(self) -> str:

@@ -43,8 +43,7 @@ def resolve_folder(value: str, what: str) -> Path:
     return path
 
 
-# Which images get the cycle L1. Dropping a side suits pairs where one direction throws
-# information away (photo -> sketch): its cycle could only be met by hiding it in the output.
+# Labels for UNITConfig.cycle_domains (its comment says when to drop a side).
 CYCLE_CHOICES = {"both (paper)": "ab", "A->B->A only": "a", "B->A->B only": "b"}
 
 
