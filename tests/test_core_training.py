@@ -135,6 +135,15 @@ def test_cli_train_resume_and_translate(tmp_path):
     assert "resuming" in resumed.stderr and "step 2" in resumed.stderr
     assert len((out / "losses.jsonl").read_text().splitlines()) == 4
 
+    # resuming may decay the learning rate, never change what is trained
+    changed = _cli("train", *common, "--steps", "5", "--resume", "--set", "dis_layers=3")
+    assert changed.returncode == 2 and "dis_layers=2" in changed.stderr and "Traceback" not in changed.stderr
+    decayed = _cli("train", *common, "--steps", "5", "--resume", "--lr", "3e-5")
+    assert decayed.returncode == 0, decayed.stderr[-3000:]
+    assert "lr: 0.0001 -> 3e-05 from step 4" in decayed.stderr
+    assert read_safetensors(out / "model.safetensors")[1]["schedule_changes"] == '[{"step": 4, "lr": 3e-05}]'
+    assert load_model(out).config.lr == 3e-5
+
     tr = _cli("translate", "--model", out, "--direction", "a2b", "--out", tmp_path / "t", "--cycle", tmp_path / "A")
     assert tr.returncode == 0, tr.stderr[-3000:]
     outs = sorted((tmp_path / "t").glob("*_a2b.png"))

@@ -165,6 +165,39 @@ def test_resume_is_bit_identical(tmp_path):
         assert torch.equal(v, at4[k]), k
 
 
+def test_schedule_change_on_resume_is_kept_and_replayable(tmp_path):
+    """A resumed run may decay its learning rate; the change is in every later checkpoint, and
+    making it at the same step of an unbroken run gives the same weights."""
+    a, b = shapes_and_inversions(24)
+    ds_a, ds_b = TensorImages(a), TensorImages(b)
+    torch.manual_seed(1)
+    straight = Trainer(UNIT(tiny_config()), device="cpu", seed=3)
+    _train(straight, 3, ds_a, ds_b)
+    straight.change_schedule(lr=2.5e-5)
+    _train(straight, 6, ds_a, ds_b)
+
+    torch.manual_seed(1)
+    first = Trainer(UNIT(tiny_config()), device="cpu", seed=3)
+    _train(first, 3, ds_a, ds_b)
+    ckpt = first.save_checkpoint(tmp_path / "ck.safetensors")
+    resumed = Trainer.from_checkpoint(ckpt, device="cpu", seed=3)
+    assert resumed.change_schedule(lr=2.5e-5, total_steps=resumed.config.total_steps) == {"lr": (1e-4, 2.5e-5)}
+    assert all(g["lr"] == 2.5e-5 for opt in (resumed.opt_g, resumed.opt_d) for g in opt.param_groups)
+    _train(resumed, 5, ds_a, ds_b)
+    again = Trainer.from_checkpoint(resumed.save_checkpoint(tmp_path / "ck.safetensors"), device="cpu", seed=3)
+    assert again.config.lr == 2.5e-5 and again.schedule_changes == [{"step": 3, "lr": 2.5e-5}]
+    assert json.loads(again.schedule_metadata()["schedule_changes"]) == [{"step": 3, "lr": 2.5e-5}]
+    _train(again, 6, ds_a, ds_b)
+    s, r = straight.model.state_dict(), again.model.state_dict()
+    for k in s:
+        assert torch.equal(s[k], r[k]), k
+
+    with pytest.raises(ValueError, match=r"\['n_shared'\] cannot change"):
+        again.change_schedule(lr=1e-5, n_shared=0)
+    assert again.config.lr == 2.5e-5 and len(again.schedule_changes) == 1  # refused as a whole
+    assert Trainer(UNIT(tiny_config()), device="cpu").schedule_metadata() == {}
+
+
 def test_checkpoint_with_other_config_is_refused(tmp_path):
     t = Trainer(UNIT(tiny_config()), device="cpu")
     ck = t.save_checkpoint(tmp_path / "ck.safetensors")

@@ -342,9 +342,12 @@ def test_cancel_keeps_a_resumable_checkpoint_and_the_same_name_resumes(server, t
 
     resumed_to = trainer.step + 2
     node_of(workflow, "UNITTrain")["inputs"]["steps"] = resumed_to
+    node_of(workflow, "UNITTrain")["inputs"]["learning_rate"] = 5e-5  # decay on resume
     server.run(workflow, timeout=120)
-    assert Trainer.from_checkpoint(folder / CHECKPOINT_FILE).step == resumed_to
-    assert read_config(folder).base_channels == 8
+    resumed = Trainer.from_checkpoint(folder / CHECKPOINT_FILE)
+    assert resumed.step == resumed_to
+    assert resumed.config.lr == 5e-5 and resumed.schedule_changes == [{"step": trainer.step, "lr": 5e-5, "total_steps": resumed_to}]
+    assert read_config(folder).base_channels == 8 and read_config(folder).lr == 5e-5
 
 
 # --- inputs of every shape, and errors -------------------------------------------------------

@@ -44,7 +44,7 @@ def add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, data order and noise (default 0)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"), help="autocast on GPU (default fp32)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors; --lr or --set lr_policy=... (the learning-rate fields only) change the schedule from the resumed step on")
     p.add_argument("--init", default=None, help="fine-tune from this model (folder, file, bundled pair or Hub repo)")
     p.add_argument("--sample-every", type=int, default=500, help="write a sample grid every N steps (0: never)")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="save a checkpoint every N steps (default 1000)")
@@ -93,7 +93,7 @@ def run_train(args) -> int:
     from .core.config import preset
     from .core.images import save_pil
     from .core.networks import UNIT
-    from .core.trainer import CHECKPOINT_FILE, Trainer
+    from .core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer
     from .core.weights import load_model, resolve, save_model
 
     out = Path(args.out)
@@ -112,6 +112,7 @@ def run_train(args) -> int:
         overrides["image_size"] = args.size
     if args.lr is not None:
         overrides["lr"] = args.lr
+    explicit = dict(overrides)  # what the user asked for, before the defaults below
     cfg = preset(args.preset)
     channels = {"a": args.channels_a, "b": args.channels_b}
     for d, spec in (("a", args.domain_a), ("b", args.domain_b)):
@@ -137,8 +138,17 @@ def run_train(args) -> int:
             device = torch.device("cuda", local)
     if args.resume:
         trainer = Trainer.from_checkpoint(ckpt, device=device, seed=args.seed, precision=args.precision)
-        cfg = trainer.config
+        # Re-running the run's own command with --resume repeats its --set values: only real changes count.
+        fixed = {k: (getattr(trainer.config, k), v) for k, v in explicit.items()
+                 if k not in SCHEDULE_FIELDS and getattr(trainer.config, k) != v}
+        if fixed:
+            raise UserError(f"--resume: the run was trained with {', '.join(f'{k}={old}' for k, (old, _) in fixed.items())}; "
+                            f"only the learning-rate schedule ({', '.join(SCHEDULE_FIELDS)}) can change in a run that has "
+                            "started. Start a new --out (or use --init to start from its weights)")
         print(f"resuming {ckpt} at step {trainer.step}", file=sys.stderr)
+        for key, (old, new) in trainer.change_schedule(**{k: v for k, v in explicit.items() if k in SCHEDULE_FIELDS}).items():
+            print(f"  {key}: {old} -> {new} from step {trainer.step}", file=sys.stderr)
+        cfg = trainer.config
     else:
         torch.manual_seed(args.seed)
         if args.init:
@@ -164,7 +174,8 @@ def run_train(args) -> int:
     t0 = time.time()
 
     def export_metadata(step: int) -> dict:
-        return {"trained_steps": str(step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b)}
+        return {"trained_steps": str(step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b),
+                **trainer.schedule_metadata()}
 
     def on_step(report) -> None:
         bar.update(1)

@@ -46,6 +46,11 @@ from .weights import (
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
+# The config fields a resumed run may change: how fast it learns, not what it learns. Anything
+# else (architecture, losses, weights) would make the checkpoint's parameters or objective
+# mean something other than what they were trained for.
+SCHEDULE_FIELDS = ("lr", "lr_policy", "lr_step_size", "lr_gamma", "total_steps")
+
 
 class TranslatorPass(nn.Module):
     """Everything E and G compute in one iteration, as one module (DDP wraps this)."""
@@ -163,6 +168,9 @@ class Trainer:
         self.model = model.to(self.device)
         self.model.train()
         self.config: UNITConfig = model.config
+        # [{"step": s, field: new value, ...}]: every schedule change made on resume, in order,
+        # carried in checkpoints (and exports) so a run's history can be replayed exactly.
+        self.schedule_changes: list[dict] = []
         self.seed = int(seed)
         self.amp_dtype = autocast_dtype(self.device, precision)
         if channels_last == "auto":
@@ -221,6 +229,25 @@ class Trainer:
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = lr
+
+    def change_schedule(self, **changes) -> dict:
+        """Change learning-rate fields of the config from the current step on (e.g. decay a
+        resumed run). Only ``SCHEDULE_FIELDS`` may change; returns {field: (old, new)}."""
+        other = sorted(set(changes) - set(SCHEDULE_FIELDS))
+        if other:
+            raise ValueError(f"a training run's {other} cannot change once it has started (only {list(SCHEDULE_FIELDS)} can); "
+                             "start a new run, or initialise one from this model's weights")
+        diff = {k: (getattr(self.config, k), v) for k, v in changes.items() if getattr(self.config, k) != v}
+        if diff:
+            self.config = self.config.replace(**{k: new for k, (_, new) in diff.items()})
+            self.model.config = self.config
+            self.schedule_changes.append({"step": self.step, **{k: new for k, (_, new) in diff.items()}})
+            self._set_lr()
+        return diff
+
+    def schedule_metadata(self) -> dict[str, str]:
+        """Metadata for an export of this run: its schedule changes, if it had any."""
+        return {"schedule_changes": json.dumps(self.schedule_changes)} if self.schedule_changes else {}
 
     # --- the two updates ---------------------------------------------------------
     def forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -397,6 +424,7 @@ class Trainer:
             tensors[f"sampler.{name}.order"] = s.order
             meta[f"sampler.{name}"] = json.dumps({"size": s.size, "position": s.position})
         meta["step"] = str(self.step)
+        meta["schedule_changes"] = json.dumps(self.schedule_changes)
         meta["seed"] = str(self.seed)
         meta["python_random"] = json.dumps(random.getstate())
         meta["grad_scaler"] = json.dumps(self.scaler.state_dict())
@@ -433,6 +461,7 @@ class Trainer:
                     s.position = info["position"]
                     self.samplers[name] = s
             self.step = int(meta["step"])
+            self.schedule_changes = json.loads(meta.get("schedule_changes", "[]"))
             state = json.loads(meta["python_random"])
             random.setstate((state[0], tuple(state[1]), state[2]))
             self.scaler.load_state_dict(json.loads(meta["grad_scaler"]))

@@ -15,7 +15,7 @@ from comfy_api.v0_0_2 import io
 from ..core.config import PRESETS, ConfigError, preset
 from ..core.data import ImageFolderDataset
 from ..core.networks import UNIT
-from ..core.trainer import CHECKPOINT_FILE, Trainer
+from ..core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer
 from ..core.weights import MODEL_FILE, load_model, save_model
 from . import models
 from .layout import check_save_name, image_to_pil, preview_rows_to_image
@@ -25,8 +25,8 @@ CHECKPOINT_EVERY = 500  # steps between crash-safety checkpoints (Cancel always 
 PREVIEW_MIN_WIDTH = 384  # small training images are enlarged in the progress preview
 PREVIEW_IMAGES = 2  # per direction
 CHANNELS = {"rgb": 3, "gray": 1}
-# Fields a resumed run may not change: everything but the schedule horizon and notes.
-RESUME_FREE_FIELDS = {"total_steps", "extra"}
+# Fields a resumed run may not change: everything but the learning-rate schedule and notes.
+RESUME_FREE_FIELDS = {*SCHEDULE_FIELDS, "extra"}
 
 
 def resolve_folder(value: str, what: str) -> Path:
@@ -112,7 +112,7 @@ class TrainUNIT(io.ComfyNode):
                              tooltip="Training resolution: images are resized (shorter side) and centre-cropped to this square. "
                                      "The model later translates images of any size."),
                 io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-1, step=1e-5, round=1e-7,
-                               tooltip="Adam learning rate (the paper's 1e-4 is a safe default)."),
+                               tooltip="Adam learning rate (the paper's 1e-4 is a safe default). Queueing a resumed run with a lower value decays the rate from its current step on."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX,
                              tooltip="Seed of the initial weights, the data order and the training noise."),
                 io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
@@ -162,6 +162,8 @@ class TrainUNIT(io.ComfyNode):
                 if diff:
                     raise ValueError(f"{ckpt} is a run with other settings (saved, requested): {diff}; "
                                      f"use the same settings to resume it, or another save_name")
+                # A new learning_rate on resume decays (or raises) it from the current step on.
+                trainer.change_schedule(lr=cfg.lr, total_steps=cfg.total_steps)
                 cfg = trainer.config
             else:
                 trainer = Trainer(new_model(cfg, init_model, seed), device=device, seed=int(seed))
@@ -190,7 +192,7 @@ class TrainUNIT(io.ComfyNode):
                                        count=PREVIEW_IMAGES)
             path = save_model(trainer.model, out, include_discriminators=False,
                               metadata={"trained_steps": str(trainer.step), "domain_a_source": str(dir_a),
-                                        "domain_b_source": str(dir_b)})
+                                        "domain_b_source": str(dir_b), **trainer.schedule_metadata()})
         del trainer
         model_management.soft_empty_cache()
         model = load_model(path, device=model_management.unet_offload_device(), discriminators=False)
