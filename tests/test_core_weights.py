@@ -77,6 +77,19 @@ def test_pickle_renamed_is_refused(tmp_path):
         load_model(old)
 
 
+def test_header_length_that_looks_like_a_pickle_opcode_still_loads(tmp_path):
+    """A safetensors header length whose low byte is 0x80 (a pickle's first byte) is a valid file."""
+    model = UNIT(tiny_config())
+    for pad in range(0, 400, 8):  # safetensors pads its header to 8 bytes: try every length
+        path = save_model(model, tmp_path / "m", metadata={"note": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    loaded = load_model(path)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
 def test_truncated_file(tmp_path):
     model = UNIT(tiny_config())
     path = save_model(model, tmp_path / "m")

@@ -237,11 +237,11 @@ class Trainer:
         if other:
             raise ValueError(f"a training run's {other} cannot change once it has started (only {list(SCHEDULE_FIELDS)} can); "
                              "start a new run, or initialise one from this model's weights")
-        diff = {k: (getattr(self.config, k), v) for k, v in changes.items() if getattr(self.config, k) != v}
-        if diff:
-            self.config = self.config.replace(**{k: new for k, (_, new) in diff.items()})
-            self.model.config = self.config
-            self.schedule_changes.append({"step": self.step, **{k: new for k, (_, new) in diff.items()}})
+        new = {k: v for k, v in changes.items() if getattr(self.config, k) != v}
+        diff = {k: (getattr(self.config, k), v) for k, v in new.items()}
+        if new:
+            self.config = self.model.config = self.config.replace(**new)
+            self.schedule_changes.append({"step": self.step, **new})
             self._set_lr()
         return diff
 

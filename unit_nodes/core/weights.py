@@ -135,16 +135,21 @@ def _sniff(path: Path) -> None:
         raise UNITWeightsError(f"{path} is a folder, expected a .safetensors file")
     size = path.stat().st_size
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = fh.read(9)
+    # A safetensors file starts with its header length (u64, little-endian) and then the JSON
+    # header. Recognise that first: the length's low byte alone can be 0x80, the first byte
+    # of a pickle, in one valid file out of 256 or so.
+    header_len = struct.unpack("<Q", head[:8])[0] if size >= 8 else None
+    if header_len is not None and header_len <= min(size - 8, 100_000_000) and head[8:9] == b"{":
+        return
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
         raise UNITWeightsError(
             f"{path} is a pickle / torch.save file, not safetensors; unit-nodes never loads pickles "
             f"(they can run arbitrary code). Convert it with safetensors in a trusted environment."
         )
-    if size < 8:
+    if header_len is None:
         raise UNITWeightsError(f"{path} is truncated ({size} bytes): not a safetensors file")
-    (header_len,) = struct.unpack("<Q", head)
-    if header_len > size - 8 or header_len > 100_000_000:
+    if header_len > size - 8 or header_len > 100_000_000 or head[8:9] != b"{":
         raise UNITWeightsError(
             f"{path} is not a valid safetensors file (header of {header_len} bytes in a {size}-byte file): "
             f"truncated or not safetensors"
