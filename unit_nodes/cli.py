@@ -171,7 +171,7 @@ def run_train(args) -> int:
 
     bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr, disable=rank != 0)
     log_path = out / "losses.jsonl"
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
 
     def export_metadata(step: int) -> dict:
         return {"trained_steps": str(step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b),
@@ -188,8 +188,9 @@ def run_train(args) -> int:
                 fh.write(json.dumps({"step": report.step, "time_s": round(time.time() - t0, 2), **report.losses}) + "\n")
         if args.export_every and report.step % args.export_every == 0:
             # Snapshots carry the wall time so accuracy can be plotted against training time.
-            save_model(trainer.model, out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
-                       metadata={**export_metadata(report.step), "run_seconds": f"{time.time() - t0:.1f}"})
+            save_model(trainer.export_model(), out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
+                       metadata={**export_metadata(report.step), "run_seconds": f"{time.time() - t0:.1f}",
+                                 "run_cpu_seconds": f"{time.process_time() - cpu0:.1f}"})
         if args.sample_every and (report.step % args.sample_every == 0 or report.step == report.total_steps):
             x_a, x_b = report.batch
             grid = trainer.preview(x_a, x_b)
@@ -209,7 +210,7 @@ def run_train(args) -> int:
     bar.close()
     if rank != 0:
         return 0
-    path = save_model(trainer.model, out, include_discriminators=False, metadata=export_metadata(trainer.step))
+    path = save_model(trainer.export_model(), out, include_discriminators=False, metadata=export_metadata(trainer.step))
     print(f"saved {path} after {trainer.step} steps", file=sys.stderr)
     return 0
 
@@ -232,13 +233,17 @@ def add_translate(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled code (with --sample)")
     p.add_argument("--cycle", action="store_true", help="also write the cycle reconstruction (<stem>_<direction>_cycle.png)")
     p.add_argument("--tile", type=int, default=0, help="tile size in px for very large images (0: automatic)")
+    p.add_argument("--resize", default="none", choices=("none", "training"),
+                   help="'training': translate at the model's training scale (shorter side resized to its image_size) "
+                        "and resize the result back; 'none' (default) translates at the input's own size and warns "
+                        "when that is 2x or more away from the training scale")
     p.set_defaults(func=run_translate)
 
 
 def run_translate(args) -> int:
     from .core.device import resolve_device
     from .core.images import list_images, load_image, save_image
-    from .core.inference import translate
+    from .core.inference import scale_warning, translate
     from .core.weights import load_model, resolve
 
     device = resolve_device(args.device)
@@ -251,13 +256,16 @@ def run_translate(args) -> int:
     inputs = {f.resolve() for f in files}
     for f in files:
         x = load_image(f, model.config.channels(source)).unsqueeze(0)
-        y = translate(model, x, source, target, sample=args.sample, seed=args.seed)
+        warning = scale_warning(model, *x.shape[-2:]) if args.resize == "none" else None
+        if warning:
+            print(f"warning: {f}: {warning}", file=sys.stderr)
+        y = translate(model, x, source, target, sample=args.sample, seed=args.seed, resize=args.resize)
         dest = out / f"{f.stem}_{args.direction}.png"
         if dest.resolve() in inputs:
             raise UserError(f"refusing to overwrite input {dest}")
         save_image(y[0], dest)
         if args.cycle:
-            back = translate(model, y, target, source)
+            back = translate(model, y, target, source, resize=args.resize)
             save_image(back[0], out / f"{f.stem}_{args.direction}_cycle.png")
         print(dest)
     return 0

@@ -70,6 +70,14 @@ class UNITConfig:
     total_steps: int = 100_000  # horizon of the 'linear' policy
     grad_clip: float = 0.0  # 0 disables
 
+    # --- training aids (additions to the paper; 0 / "" is the paper's setting) ----------
+    # Exponential moving average of E and G, exported instead of the raw weights: a GAN's
+    # raw weights oscillate around what it has learnt, their average sits closer to it.
+    ema_decay: float = 0.0
+    # DiffAugment policy for D's inputs (real and translated alike): comma-separated names
+    # from core.augment.AUGMENTATIONS ("color", "translation", "cutout"); "" disables.
+    augment: str = ""
+
     preset: str = ""  # informational: which preset this config started from
 
     extra: dict = field(default_factory=dict)  # free-form notes, kept in the file
@@ -120,6 +128,14 @@ class UNITConfig:
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
+        need(isinstance(self.ema_decay, (int, float)) and 0 <= self.ema_decay < 1, "ema_decay",
+             "must be in [0, 1) (0 disables the moving average)")
+        try:
+            from .augment import parse_policy
+
+            parse_policy(self.augment)
+        except ValueError as exc:
+            need(False, "augment", str(exc))
         need(0 <= self.beta1 < 1, "beta1", "must be in [0, 1)")
         need(0 <= self.beta2 < 1, "beta2", "must be in [0, 1)")
         need(self.lr_step_size >= 1, "lr_step_size", "must be >= 1")
