@@ -97,3 +97,21 @@ def test_resume_with_ema_and_augmentation_is_bit_identical(tmp_path):
         s, r = getattr(straight, part).state_dict(), getattr(resumed, part).state_dict()
         for k in s:
             assert torch.equal(s[k], r[k]), (part, k)
+
+
+def test_step_timer_reports_the_steady_rate_and_time_left():
+    from unit_nodes.core.progress import StepTimer, format_duration
+
+    now = [100.0]
+    timer = StepTimer(start_step=10, smoothing=0.5, clock=lambda: now[0])
+    assert timer.describe(10, 110) == "step 10/110"
+    now[0] += 30.0  # first step after a (re)start: warm-up, not counted
+    timer.update(11)
+    assert timer.seconds_per_step is None
+    now[0] += 2.0
+    timer.update(12)
+    now[0] += 4.0
+    timer.update(13)
+    assert timer.seconds_per_step == pytest.approx(3.0)
+    assert timer.describe(13, 113) == "step 13/113, 3.00 s/step, 5 min 00 s left"
+    assert format_duration(3725) == "1 h 02 min" and format_duration(59.4) == "59 s"
