@@ -115,3 +115,27 @@ def test_step_timer_reports_the_steady_rate_and_time_left():
     assert timer.seconds_per_step == pytest.approx(3.0)
     assert timer.describe(13, 113) == "step 13/113, 3.00 s/step, 5 min 00 s left"
     assert format_duration(3725) == "1 h 02 min" and format_duration(59.4) == "59 s"
+
+
+def test_objective_reads_like_the_paper():
+    """UNITObjective.translator is lambda1*KL + lambda2*L1 (VAE) + lambda0*GAN + lambda3*KLs +
+    lambda4*cycle L1, checked term by term against the formula written out here."""
+    from unit_nodes.core.losses import GANLoss, UNITObjective, kl_unit_variance, l1
+
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
+    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
+    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    d_a, d_b = [r(2, 1, 2, 2)], [r(2, 1, 2, 2)]
+    cfg = tiny_config(lambda_gan=3.0, lambda_kl=0.5, lambda_recon=7.0, lambda_cc_kl=0.25, lambda_cc_recon=11.0)
+    loss, terms = UNITObjective(cfg).translator(x_a, x_b, f, d_a, d_b)
+    gan = GANLoss(cfg.gan_mode)
+    kl = {k: kl_unit_variance(f[k]) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
+    expected = (0.5 * (kl["mu_a"] + kl["mu_b"]) + 7.0 * (l1(f["x_aa"], x_a) + l1(f["x_bb"], x_b))
+                + 3.0 * (gan.generator_loss(d_a) + gan.generator_loss(d_b))
+                + 0.25 * sum(kl.values()) + 11.0 * (l1(f["x_aba"], x_a) + l1(f["x_bab"], x_b)))
+    assert torch.allclose(loss, expected)
+    assert set(terms) == {"kl_a", "kl_b", "kl_ab", "kl_ba", "recon_a", "recon_b", "cycle_a", "cycle_b", "g_gan_a", "g_gan_b"}
+    d_loss, d_terms = UNITObjective(cfg).discriminator(d_a, d_b, d_b, d_a)
+    assert torch.allclose(d_loss, 3.0 * (gan.discriminator_loss(d_a, d_b) + gan.discriminator_loss(d_b, d_a)))

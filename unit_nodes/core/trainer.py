@@ -32,7 +32,7 @@ from torch import nn
 from .augment import diff_augment, parse_policy
 from .config import UNITConfig
 from .device import autocast_dtype, resolve_device
-from .losses import GANLoss, kl_unit_variance, l1
+from .losses import UNITObjective
 from .networks import UNIT
 from .weights import (
     UNITWeightsError,
@@ -185,7 +185,7 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(list(model.translator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
         self.opt_d = torch.optim.Adam(list(model.discriminator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-        self.gan = GANLoss(cfg.gan_mode)
+        self.objective = UNITObjective(cfg)
         self.augment_policy = parse_policy(cfg.augment)
         self.ema: UNIT | None = self._new_ema() if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -276,7 +276,7 @@ class Trainer:
         new = {k: v for k, v in changes.items() if getattr(self.config, k) != v}
         diff = {k: (getattr(self.config, k), v) for k, v in new.items()}
         if new:
-            self.config = self.model.config = self.config.replace(**new)
+            self.config = self.model.config = self.objective.config = self.config.replace(**new)
             self.schedule_changes.append({"step": self.step, **new})
             self._set_lr()
         return diff
@@ -292,49 +292,31 @@ class Trainer:
 
     def d_step(self, x_a: torch.Tensor, x_b: torch.Tensor, fwd: dict[str, torch.Tensor]) -> dict[str, float]:
         """Update D_a, D_b with E and G fixed: translations enter detached."""
-        cfg = self.config
         self.model.dis.requires_grad_(True)
         with self._autocast():
             aug = self._augment
             real_a, fake_a, real_b, fake_b = self.d_pass(aug(x_a), aug(fwd["x_ba"].detach()), aug(x_b), aug(fwd["x_ab"].detach()))
-            loss_a = self.gan.discriminator_loss(real_a, fake_a)
-            loss_b = self.gan.discriminator_loss(real_b, fake_b)
-            loss = cfg.lambda_gan * (loss_a + loss_b)
+            loss, terms = self.objective.discriminator(real_a, fake_a, real_b, fake_b)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_d)
         self.scaler.step(self.opt_d)
-        return {"d_a": loss_a.item(), "d_b": loss_b.item(), "d_total": loss.item()}
+        return {**{k: v.item() for k, v in terms.items()}, "d_total": loss.item()}
 
     def g_step(self, x_a: torch.Tensor, x_b: torch.Tensor, fwd: dict[str, torch.Tensor]) -> dict[str, float]:
         """Update E_a, E_b, G_a, G_b with D fixed (its parameters take no gradient)."""
-        cfg = self.config
         self.model.dis.requires_grad_(False)
         dis = self.model.dis
         with self._autocast():
-            f = fwd
-            kl_a, kl_b = kl_unit_variance(f["mu_a"].float()), kl_unit_variance(f["mu_b"].float())
-            kl_ab, kl_ba = kl_unit_variance(f["mu_ab"].float()), kl_unit_variance(f["mu_ba"].float())
-            rec_a, rec_b = l1(f["x_aa"].float(), x_a.float()), l1(f["x_bb"].float(), x_b.float())
-            cyc_a, cyc_b = l1(f["x_aba"].float(), x_a.float()), l1(f["x_bab"].float(), x_b.float())
-            adv_a = self.gan.generator_loss(dis["a"](self._augment(f["x_ba"])))  # translations into A fool D_a
-            adv_b = self.gan.generator_loss(dis["b"](self._augment(f["x_ab"])))
-            vae = cfg.lambda_kl * (kl_a + kl_b) + cfg.lambda_recon * (rec_a + rec_b)
-            gan = cfg.lambda_gan * (adv_a + adv_b)
-            # L_CC of the paper: KL of the code and of the re-encoded translation, plus cycle L1
-            w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)
-            cc = cfg.lambda_cc_kl * (kl_a + kl_b + kl_ab + kl_ba) + cfg.lambda_cc_recon * (w_a * cyc_a + w_b * cyc_b)
-            loss = vae + gan + cc
+            # translations into A must fool D_a, translations into B D_b
+            loss, terms = self.objective.translator(x_a, x_b, fwd, dis["a"](self._augment(fwd["x_ba"])),
+                                                    dis["b"](self._augment(fwd["x_ab"])))
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_g)
         self.scaler.step(self.opt_g)
         self.model.dis.requires_grad_(True)
-        return {
-            "g_total": loss.item(), "g_gan_a": adv_a.item(), "g_gan_b": adv_b.item(),
-            "recon_a": rec_a.item(), "recon_b": rec_b.item(), "cycle_a": cyc_a.item(), "cycle_b": cyc_b.item(),
-            "kl_a": kl_a.item(), "kl_b": kl_b.item(), "kl_ab": kl_ab.item(), "kl_ba": kl_ba.item(),
-        }
+        return {"g_total": loss.item(), **{k: v.item() for k, v in terms.items()}}
 
     def _clip(self, opt: torch.optim.Optimizer) -> None:
         if self.config.grad_clip > 0:
