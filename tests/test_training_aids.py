@@ -139,3 +139,20 @@ def test_objective_reads_like_the_paper():
     assert set(terms) == {"kl_a", "kl_b", "kl_ab", "kl_ba", "recon_a", "recon_b", "cycle_a", "cycle_b", "g_gan_a", "g_gan_b"}
     d_loss, d_terms = UNITObjective(cfg).discriminator(d_a, d_b, d_b, d_a)
     assert torch.allclose(d_loss, 3.0 * (gan.discriminator_loss(d_a, d_b) + gan.discriminator_loss(d_b, d_a)))
+
+
+def test_identity_anchor_adds_its_weighted_l1_and_is_off_by_default():
+    from unit_nodes.core.losses import UNITObjective, l1
+
+    g = torch.Generator().manual_seed(1)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
+    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
+    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    d = [r(2, 1, 2, 2)]
+    base, terms = UNITObjective(tiny_config()).translator(x_a, x_b, f, d, d)
+    assert "identity_a" not in terms and UNITConfig().lambda_identity == 0.0
+    anchored, terms = UNITObjective(tiny_config(lambda_identity=5.0)).translator(x_a, x_b, f, d, d)
+    assert torch.allclose(anchored - base, 5.0 * (l1(f["x_ab"], x_a) + l1(f["x_ba"], x_b)))
+    with pytest.raises(ConfigError, match="lambda_identity"):
+        tiny_config(lambda_identity=-1.0)

@@ -77,6 +77,12 @@ class UNITConfig:
     # DiffAugment policy for D's inputs (real and translated alike): comma-separated names
     # from core.augment.AUGMENTATIONS ("color", "translation", "cutout"); "" disables.
     augment: str = ""
+    # Colour anchor: lambda_identity * |G_b(E_a(x_a)) - x_a|_1 (and the same from B), for pairs
+    # whose domains share layout and palette (emoji styles, day/night scenes): cycle and GAN
+    # losses alone are met by any invertible recolouring (yellow faces come out blue) until
+    # the discriminators catch up. 0 is the paper; keep it 0 when colours must change
+    # (MNIST -> MNIST-M).
+    lambda_identity: float = 0.0
 
     preset: str = ""  # informational: which preset this config started from
 
@@ -125,7 +131,8 @@ class UNITConfig:
         need(self.gan_mode in GAN_MODES, "gan_mode", f"must be one of {GAN_MODES}")
         need(self.cycle_domains in CYCLE_DOMAINS, "cycle_domains", f"must be one of {CYCLE_DOMAINS}")
         need(self.lr_policy in LR_POLICIES, "lr_policy", f"must be one of {LR_POLICIES}")
-        for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "weight_decay", "grad_clip"):
+        for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "lambda_identity",
+                     "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
         need(isinstance(self.ema_decay, (int, float)) and 0 <= self.ema_decay < 1, "ema_decay",
@@ -216,7 +223,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
 # undo the additions of the fast recipe.
-PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", gan_mode="lsgan",
+PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
+                                      gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")
 

@@ -66,6 +66,8 @@ class UNITObjective:
 
     D minimises its GAN terms (``discriminator``); E and G minimise the sum of all terms
     against the frozen D (``translator``). ``cycle_domains`` can drop one side's cycle L1.
+    An addition to the paper, 0 by default: ``lambda_identity`` * |x_ij - x_i|_1, a colour
+    anchor that keeps each translation close to its input.
     """
 
     def __init__(self, config):
@@ -94,4 +96,8 @@ class UNITObjective:
         w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)
         cc = (cfg.lambda_cc_kl * (t["kl_a"] + t["kl_b"] + t["kl_ab"] + t["kl_ba"])
               + cfg.lambda_cc_recon * (w_a * t["cycle_a"] + w_b * t["cycle_b"]))
-        return vae + gan + cc, t
+        loss = vae + gan + cc
+        if cfg.lambda_identity:
+            t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), x_a), l1(f["x_ba"].float(), x_b)
+            loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
+        return loss, t
