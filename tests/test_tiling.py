@@ -87,7 +87,9 @@ def _border_gradient_ratio(out: torch.Tensor, starts: list[int]) -> float:
 
 
 def test_no_seams_with_blending_but_seams_without():
-    m = _model("emoji64")  # instance norm, per-tile statistics: the worst case for seams
+    # instance norm with per-tile statistics, the worst case for seams (the /4 architecture
+    # this test was calibrated on)
+    m = _model("emoji64", n_downsample=2, upsample="nearest")
     x = _smooth(3, 64, 256)
     tile, ov = 64, 32
     starts = tiling.tile_starts(256, tile, ov, align=4)
