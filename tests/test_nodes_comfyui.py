@@ -159,6 +159,20 @@ def test_every_node_is_registered_with_tooltips_on_all_inputs_and_outputs(object
     assert object_info["UNITTrain"]["input"]["optional"]["init_model"][0] == "UNIT_MODEL"
 
 
+def test_every_seed_declares_its_control_after_generate_widget(object_info):
+    """The editor adds a 'control after generate' widget to INT inputs named seed unless they
+    say otherwise (older editors always do): each one says so explicitly, so every editor lays
+    out the same widgets and the shipped workflows' values land on the right inputs."""
+    seeds = []
+    for node_id in NODE_IDS:
+        for category in ("required", "optional"):
+            for name, spec in object_info[node_id]["input"].get(category, {}).items():
+                if spec[0] == "INT" and name in ("seed", "noise_seed"):
+                    seeds.append(node_id)
+                    assert spec[1].get("control_after_generate") is True, f"{node_id}.{name}"
+    assert "UNITTrain" in seeds and len(seeds) >= 4
+
+
 def test_model_dropdown_lists_unit_models_only(server):
     unit_dir = server.models_dir / "unit"
     torch.manual_seed(1)
