@@ -43,6 +43,28 @@ def resolve_folder(value: str, what: str) -> Path:
     return path
 
 
+# Bundled example training sets, chosen by name in folder_a / folder_b. The names are a closed
+# list looked up before any path handling, so a name is never read as a path and the sets work
+# wherever the input folders are restricted to.
+PACK_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_FOLDERS = {
+    "examples/emoji-google": PACK_ROOT / "workflows" / "inputs" / "emoji-google",
+    "examples/emoji-twitter": PACK_ROOT / "workflows" / "inputs" / "emoji-twitter",
+}
+
+
+def training_folder(value: str, what: str) -> Path:
+    """A bundled example set by its name (EXAMPLE_FOLDERS), else a folder given by resolve_folder."""
+    name = str(value or "").strip()
+    if name in EXAMPLE_FOLDERS:
+        folder = EXAMPLE_FOLDERS[name]
+        if not folder.is_dir():
+            raise ValueError(f"{what} {name!r} is a bundled example set, but its folder {folder} is missing "
+                             f"from this copy of the pack (install the pack from its repository)")
+        return folder
+    return resolve_folder(value, what)
+
+
 # Labels for UNITConfig.cycle_domains (its comment says when to drop a side).
 CYCLE_CHOICES = {"both (paper)": "ab", "A->B->A only": "a", "B->A->B only": "b"}
 
@@ -97,10 +119,12 @@ class TrainUNIT(io.ComfyNode):
             description="Trains a UNIT model on two unpaired image folders and saves it to models/unit/<save_name>/. "
                         "Cancel keeps a checkpoint; queueing again with the same save_name resumes.",
             inputs=[
-                io.String.Input("folder_a", default="unit_train/A",
+                io.String.Input("folder_a", default="examples/emoji-google",
                                 tooltip="Images of domain A: a subfolder of ComfyUI's input directory or an absolute "
-                                        "folder (searched recursively for png/jpg/jpeg/webp/bmp)."),
-                io.String.Input("folder_b", default="unit_train/B",
+                                        "folder (searched recursively for png/jpg/jpeg/webp/bmp). The name "
+                                        "examples/emoji-google or examples/emoji-twitter picks a small example set "
+                                        "bundled with the pack (32 emoji of one style)."),
+                io.String.Input("folder_b", default="examples/emoji-twitter",
                                 tooltip="Images of domain B, like folder_a; the two sets need not be paired."),
                 io.String.Input("save_name", default="my-unit-model",
                                 tooltip="Model folder in models/unit. If it holds an unfinished run (checkpoint.safetensors), "
@@ -113,8 +137,9 @@ class TrainUNIT(io.ComfyNode):
                                      "The model later translates images of any size."),
                 io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-1, step=1e-5, round=1e-7,
                                tooltip="Adam learning rate (the paper's 1e-4 is a safe default). Queueing a resumed run with a lower value decays the rate from its current step on."),
-                io.Int.Input("seed", default=0, min=0, max=SEED_MAX,
-                             tooltip="Seed of the initial weights, the data order and the training noise."),
+                io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+                             tooltip="Seed of the initial weights, the data order and the training noise. "
+                                     "Set 'control after generate' to fixed to train the same run again."),
                 io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
                                tooltip="Architecture: digits32 (small, gray digits), emoji64 (small RGB), "
                                        "image256 (the paper's photo model, slow on CPU). Ignored with init_model."),
@@ -144,7 +169,7 @@ class TrainUNIT(io.ComfyNode):
             raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
         if not math.isfinite(float(learning_rate)) or learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        dir_a, dir_b = resolve_folder(folder_a, "folder_a"), resolve_folder(folder_b, "folder_b")
+        dir_a, dir_b = training_folder(folder_a, "folder_a"), training_folder(folder_b, "folder_b")
         out = models.save_dir() / name
         ckpt = out / CHECKPOINT_FILE
         if (out / MODEL_FILE).exists() and not ckpt.exists():
