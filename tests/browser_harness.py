@@ -254,20 +254,33 @@ _RUN_STATE = """
 })()
 """
 
+# Zooms and pans so the bounding box of the given nodes (all when none are given) fills the part
+# of the canvas the editor's own bars leave free, like its "Fit view"; returns that box in CSS
+# pixels of the page.
 _FIT_VIEW = """
 (() => {
+  const ids = %s, margin = %s, inset = %s;
   const canvas = window.app.canvas, title = window.LiteGraph.NODE_TITLE_HEIGHT;
   let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
   for (const node of window.app.graph.nodes) {
+    if (ids && !ids.includes(node.id)) continue;
     x0 = Math.min(x0, node.pos[0]); y0 = Math.min(y0, node.pos[1] - title);
     x1 = Math.max(x1, node.pos[0] + node.size[0]); y1 = Math.max(y1, node.pos[1] + node.size[1]);
   }
-  const margin = 20;
-  canvas.ds.fitToBounds([x0 - margin, y0 - margin, x1 - x0 + 2 * margin, y1 - y0 + 2 * margin], {zoom: 1});
+  const box = canvas.canvas.getBoundingClientRect();
+  const freeWidth = box.width - inset.left - inset.right, freeHeight = box.height - inset.top - inset.bottom;
+  const width = x1 - x0 + 2 * margin, height = y1 - y0 + 2 * margin;
+  const scale = Math.min(freeWidth / width, freeHeight / height, 2);
+  canvas.ds.scale = scale;
+  canvas.ds.offset[0] = (inset.left + (freeWidth - width * scale) / 2) / scale - (x0 - margin);
+  canvas.ds.offset[1] = (inset.top + (freeHeight - height * scale) / 2) / scale - (y0 - margin);
   canvas.setDirty(true, true);
-  return true;
+  return {x: box.left + (x0 + canvas.ds.offset[0]) * scale, y: box.top + (y0 + canvas.ds.offset[1]) * scale,
+          width: (x1 - x0) * scale, height: (y1 - y0) * scale};
 })()
 """
+# The editor's side bar (left) and its tab bar and floating Run bar (top) cover the canvas there.
+EDITOR_INSET = {"left": 64, "top": 100, "right": 16, "bottom": 16}
 
 
 class EditorSession:
@@ -280,9 +293,9 @@ class EditorSession:
     """
 
     def __init__(self, server_url: str, *, width: int = 1280, height: int = 800, timeout: float = 120,
-                 chromium: str | None = None):
+                 chromium: str | None = None, pixel_ratio: float = 1):
         self.server_url = server_url.rstrip("/")
-        self.width, self.height, self.timeout = width, height, timeout
+        self.width, self.height, self.timeout, self.pixel_ratio = width, height, timeout, pixel_ratio
         self.chromium = chromium or find_chromium()
         if self.chromium is None:
             raise BrowserCheckError("chromium not found (run .ci/install_browser.sh or set CHROMIUM)")
@@ -320,16 +333,42 @@ class EditorSession:
         self.devtools.call("Page.enable")
         self.devtools.call("Runtime.enable")
         self.devtools.call("Emulation.setDeviceMetricsOverride",
-                           {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
+                           {"width": self.width, "height": self.height, "deviceScaleFactor": self.pixel_ratio,
+                            "mobile": False})
         self.devtools.call("Page.navigate", {"url": self.server_url + "/"})
-        while not self.evaluate(_APP_READY):
+        self._wait_ready(deadline)
+        self.boot_console_errors = self.console_errors()
+
+    def _wait_ready(self, deadline: float) -> None:
+        while not self._ready():
             if time.monotonic() > deadline:
                 raise BrowserCheckError(f"the ComfyUI frontend at {self.server_url} was not ready within "
                                         f"{self.timeout:.0f} s; console: {_console_errors(self.devtools.events)}")
             time.sleep(0.5)
         self.evaluate(_REGISTER_MISSING_HOOK)
         self.evaluate(_RECORD_EXECUTION_EVENTS)
-        self.boot_console_errors = self.console_errors()
+
+    def _ready(self) -> bool:
+        try:
+            return bool(self.evaluate(_APP_READY))
+        except BrowserCheckError:  # the page is still navigating
+            return False
+
+    def reload(self) -> None:
+        """Reload the editor (after changing settings or local storage it reads at start)."""
+        self.evaluate("(() => { window.__harnessBeforeReload = true; return true; })()")
+        self.devtools.call("Page.reload")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if not self.evaluate("!!window.__harnessBeforeReload"):
+                    break
+            except BrowserCheckError:  # "Inspected target navigated": the new page is on its way
+                pass
+            if time.monotonic() > deadline:
+                raise BrowserCheckError("the editor did not reload")
+            time.sleep(0.2)
+        self._wait_ready(deadline)
 
     def close(self) -> None:
         if self.devtools is not None:
@@ -418,9 +457,10 @@ class EditorSession:
                                         f"events so far: {[e['type'] for e in state['events']]}")
             time.sleep(0.25)
 
-    def fit_view(self) -> None:
-        """Zoom and pan the canvas so the whole graph is in view, as the editor's "Fit view" does."""
-        self.evaluate(_FIT_VIEW)
+    def fit_view(self, node_ids: list[int] | None = None, margin: float = 20) -> dict:
+        """Zoom and pan the canvas so the whole graph (or the given nodes) is in view, as the
+        editor's "Fit view" does; returns the nodes' box on the page {x, y, width, height}."""
+        return self.evaluate(_FIT_VIEW % (json.dumps(node_ids), json.dumps(margin), json.dumps(EDITOR_INSET)))
 
 
 @dataclass

@@ -7,10 +7,12 @@ reason) when the pair is not installed.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import shutil
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -218,6 +220,13 @@ def test_workflows_are_served_as_templates_of_the_pack(server):
     for name in WORKFLOW_NAMES:
         served = server._request("GET", f"/api/workflow_templates/unit-nodes/{name}.json")
         assert served == json.loads((WORKFLOWS / f"{name}.json").read_text()), name
+        # The Templates dialog shows <name>.jpg beside each template as its thumbnail.
+        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/unit-nodes/{name}.jpg", timeout=30) as answer:
+            assert answer.headers["Content-Type"] == "image/jpeg"
+            thumbnail = answer.read()
+        assert thumbnail == (WORKFLOWS / f"{name}.jpg").read_bytes(), name
+        with Image.open(io.BytesIO(thumbnail)) as image:
+            assert image.format == "JPEG" and image.width == image.height >= 256, (name, image.size)
 
 
 # --- the shipped workflows, run ----------------------------------------------------------

@@ -122,3 +122,16 @@ def test_workflow_runs_from_the_editor_and_shows_its_images(editor, editor_serve
             path = editor_server.folder_for_type(item["type"]) / item["subfolder"] / item["filename"]
             assert path.is_file(), path
     assert run.console_errors == []
+
+
+def test_template_thumbnails_load_in_the_editor(editor):
+    """The Templates dialog asks for api/workflow_templates/<pack>/<name>.jpg; each one loads."""
+    sizes = editor.evaluate("""
+      Promise.all(%s.map(name => new Promise(resolve => {
+        const img = new Image();
+        img.onload = () => resolve([name, img.naturalWidth, img.naturalHeight]);
+        img.onerror = () => resolve([name, 0, 0]);
+        img.src = window.app.api.apiURL(`/workflow_templates/unit-nodes/${name}.jpg`);
+      })))
+    """ % json.dumps(WORKFLOW_NAMES))
+    assert [name for name, width, height in sizes if not (width == height >= 256)] == [], sizes
