@@ -123,8 +123,6 @@ def main() -> None:
     args = parser.parse_args()
     names = args.only or sorted(p.stem for p in WORKFLOWS.glob("*.json"))
     with ComfyUIServer() as server:
-        for png in (WORKFLOWS / "inputs").glob("*.png"):
-            shutil.copy(png, server.input_dir / png.name)
         set_server_setting(server.url, "Comfy.Minimap.Visible", False)
         with EditorSession(server.url, width=1280, height=800) as editor:
             editor.evaluate(_TIDY)

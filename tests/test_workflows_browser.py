@@ -10,7 +10,6 @@ in the editor. Screenshots are kept in artifacts/workflows/.
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.parse
 from pathlib import Path
 
@@ -36,8 +35,6 @@ def editor_server(comfyui_server):
     pytest.importorskip("websocket", reason="websocket-client not installed (run `bash .ci/install_browser.sh`)")
     problem = comfyui_server.pack_load_problem()
     assert problem is None, f"ComfyUI did not load the pack:\n{problem}"
-    for png in (WORKFLOWS / "inputs").glob("*.png"):  # so the Load Image dropdowns hold the files
-        shutil.copy(png, comfyui_server.input_dir / png.name)
     return comfyui_server
 
 
@@ -55,6 +52,15 @@ def editor(editor_server):
 def load(editor: EditorSession, name: str) -> tuple[dict, dict]:
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
     return workflow, editor.load_workflow(workflow)
+
+
+def test_a_fresh_server_holds_the_example_images_the_workflows_load(editor_server):
+    """Nothing to copy by hand: the pack put its example images into ComfyUI's input folder."""
+    wanted = {node["widgets_values"][0] for name in WORKFLOW_NAMES
+              for node in json.loads((WORKFLOWS / f"{name}.json").read_text())["nodes"] if node["type"] == "LoadImage"}
+    assert wanted
+    for image in sorted(wanted):
+        assert (editor_server.input_dir / image).read_bytes() == (WORKFLOWS / "inputs" / image).read_bytes()
 
 
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
