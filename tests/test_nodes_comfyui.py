@@ -310,6 +310,24 @@ def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, t
     assert "trained-tiny" in options
 
 
+def test_example_set_names_pick_the_bundled_sets_before_any_folder(server):
+    """examples/emoji-google and examples/emoji-twitter are names from a closed list, looked up
+    before any path: a folder of that name in input/ is not what gets trained on."""
+    decoy = server.input_dir / "examples" / "emoji-google"
+    decoy.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (16, 16)).save(decoy / "decoy.png")
+    workflow = train_workflow(("examples/emoji-google", "examples/emoji-twitter"), "from-examples", steps=1)
+    node_of(workflow, "UNITTrain")["inputs"].update(channels="rgb", preset="emoji64")
+    server.run(workflow, timeout=170)
+
+    from safetensors import safe_open
+
+    with safe_open(str(server.models_dir / "unit" / "from-examples" / "model.safetensors"), "pt") as f:
+        metadata = f.metadata()
+    assert metadata["domain_a_source"] == str(EXAMPLES / "emoji-google")
+    assert metadata["domain_b_source"] == str(EXAMPLES / "emoji-twitter")
+
+
 def _wait_for_training_progress(server, client_id: str, node_id: str, timeout: float = 90) -> None:
     """Block until ComfyUI reports a progress step of ``node_id`` on the websocket."""
     import websocket  # websocket-client
