@@ -54,16 +54,16 @@ EXAMPLE_FOLDERS = {
 }
 
 
-def training_folder(value: str, what: str) -> Path:
-    """A bundled example set by its name (EXAMPLE_FOLDERS), else a folder given by resolve_folder."""
+def bundled_example_folder(value: str, what: str) -> Path | None:
+    """The folder of a bundled example set named by ``value`` (EXAMPLE_FOLDERS), else None."""
     name = str(value or "").strip()
-    if name in EXAMPLE_FOLDERS:
-        folder = EXAMPLE_FOLDERS[name]
-        if not folder.is_dir():
-            raise ValueError(f"{what} {name!r} is a bundled example set, but its folder {folder} is missing "
-                             f"from this copy of the pack (install the pack from its repository)")
-        return folder
-    return resolve_folder(value, what)
+    if name not in EXAMPLE_FOLDERS:
+        return None
+    folder = EXAMPLE_FOLDERS[name]
+    if not folder.is_dir():
+        raise ValueError(f"{what} {name!r} is a bundled example set, but its folder {folder} is missing "
+                         f"from this copy of the pack (install the pack from its repository)")
+    return folder
 
 
 # Labels for UNITConfig.cycle_domains (its comment says when to drop a side).
@@ -194,7 +194,8 @@ class TrainUNIT(io.ComfyNode):
             raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
         if not math.isfinite(float(learning_rate)) or learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        dir_a, dir_b = training_folder(folder_a, "folder_a"), training_folder(folder_b, "folder_b")
+        dir_a = bundled_example_folder(folder_a, "folder_a") or resolve_folder(folder_a, "folder_a")
+        dir_b = bundled_example_folder(folder_b, "folder_b") or resolve_folder(folder_b, "folder_b")
         out = models.save_dir() / name
         ckpt = out / CHECKPOINT_FILE
         if (out / MODEL_FILE).exists() and not ckpt.exists():
