@@ -7,10 +7,12 @@ reason) when the pair is not installed.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import shutil
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -53,9 +55,7 @@ def server(comfyui_server):
     for name, channels in ((TINY_RGB, 3), (TINY_GRAY, 1)):
         torch.manual_seed(0)
         save_model(UNIT(tiny_config(channels)), unit_dir / name)
-    for png in EXAMPLES.glob("*.png"):
-        shutil.copy(png, comfyui_server.input_dir / png.name)
-    return comfyui_server
+    return comfyui_server  # the pack copied the example images (workflows/inputs) into input/
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +159,20 @@ def test_every_node_is_registered_with_tooltips_on_all_inputs_and_outputs(object
     assert object_info["UNITTrain"]["input"]["optional"]["init_model"][0] == "UNIT_MODEL"
 
 
+def test_every_seed_declares_its_control_after_generate_widget(object_info):
+    """The editor adds a 'control after generate' widget to INT inputs named seed unless they
+    say otherwise (older editors always do): each one says so explicitly, so every editor lays
+    out the same widgets and the shipped workflows' values land on the right inputs."""
+    seeds = []
+    for node_id in NODE_IDS:
+        for category in ("required", "optional"):
+            for name, spec in object_info[node_id]["input"].get(category, {}).items():
+                if spec[0] == "INT" and name in ("seed", "noise_seed"):
+                    seeds.append(node_id)
+                    assert spec[1].get("control_after_generate") is True, f"{node_id}.{name}"
+    assert "UNITTrain" in seeds and len(seeds) >= 4
+
+
 def test_model_dropdown_lists_unit_models_only(server):
     unit_dir = server.models_dir / "unit"
     torch.manual_seed(1)
@@ -204,6 +218,13 @@ def test_workflows_are_served_as_templates_of_the_pack(server):
     for name in WORKFLOW_NAMES:
         served = server._request("GET", f"/api/workflow_templates/unit-nodes/{name}.json")
         assert served == json.loads((WORKFLOWS / f"{name}.json").read_text()), name
+        # The Templates dialog shows <name>.jpg beside each template as its thumbnail.
+        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/unit-nodes/{name}.jpg", timeout=30) as answer:
+            assert answer.headers["Content-Type"] == "image/jpeg"
+            thumbnail = answer.read()
+        assert thumbnail == (WORKFLOWS / f"{name}.jpg").read_bytes(), name
+        with Image.open(io.BytesIO(thumbnail)) as image:
+            assert image.format == "JPEG" and image.width == image.height >= 256, (name, image.size)
 
 
 # --- the shipped workflows, run ----------------------------------------------------------
@@ -287,6 +308,24 @@ def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, t
     assert preview.size == (3 * 16, 4 * 16)  # input | translation | cycle; 2 rows per direction
     options = server.object_info("UNITLoadModel")["UNITLoadModel"]["input"]["required"]["model_name"][1]["options"]
     assert "trained-tiny" in options
+
+
+def test_example_set_names_pick_the_bundled_sets_before_any_folder(server):
+    """examples/emoji-google and examples/emoji-twitter are names from a closed list, looked up
+    before any path: a folder of that name in input/ is not what gets trained on."""
+    decoy = server.input_dir / "examples" / "emoji-google"
+    decoy.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (16, 16)).save(decoy / "decoy.png")
+    workflow = train_workflow(("examples/emoji-google", "examples/emoji-twitter"), "from-examples", steps=1)
+    node_of(workflow, "UNITTrain")["inputs"].update(channels="rgb", preset="emoji64")
+    server.run(workflow, timeout=170)
+
+    from safetensors import safe_open
+
+    with safe_open(str(server.models_dir / "unit" / "from-examples" / "model.safetensors"), "pt") as f:
+        metadata = f.metadata()
+    assert metadata["domain_a_source"] == str(EXAMPLES / "emoji-google")
+    assert metadata["domain_b_source"] == str(EXAMPLES / "emoji-twitter")
 
 
 def _wait_for_training_progress(server, client_id: str, node_id: str, timeout: float = 90) -> None:

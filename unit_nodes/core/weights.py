@@ -39,14 +39,38 @@ class UNITWeightsError(ValueError):
 
 
 # --- atomic files -----------------------------------------------------------------
+def current_umask() -> int:
+    """The process umask. Read from /proc where there is one, because os.umask can only read it
+    by setting it, which would briefly change the mode of files other threads create."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode open() gives a new file under the current umask (0o666 & ~umask)."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers see the old or the new file."""
+    """Call ``write(tmp_path)`` then rename over ``path``: readers see the old or the new file.
+
+    The file gets the mode any new file gets under the umask (mkstemp's own 0600 would keep
+    models and checkpoints from the other accounts that serve or back up the folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, new_file_mode())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from . import models
+from .examples import install_example_inputs
 from .latent import DecodeToDomain, EncodeToSharedLatent, InterpolateLatents, LatentInterpolationStrip, SampleSharedLatent
 from .loaders import LoadUNITModel, SaveUNITModel
 from .train import TrainUNIT
@@ -31,4 +32,5 @@ class UNITExtension(ComfyExtension):
 
 async def comfy_entrypoint() -> ComfyExtension:
     models.register_models_folder()  # before any schema lists the models folder
+    install_example_inputs()  # before Load Image lists the input folder
     return UNITExtension()

@@ -44,6 +44,28 @@ def resolve_folder(value: str, what: str) -> Path:
     return path
 
 
+# Bundled example training sets, chosen by name in folder_a / folder_b. The names are a closed
+# list looked up before any path handling, so a name is never read as a path and the sets work
+# wherever the input folders are restricted to.
+PACK_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_FOLDERS = {
+    "examples/emoji-google": PACK_ROOT / "workflows" / "inputs" / "emoji-google",
+    "examples/emoji-twitter": PACK_ROOT / "workflows" / "inputs" / "emoji-twitter",
+}
+
+
+def bundled_example_folder(value: str, what: str) -> Path | None:
+    """The folder of a bundled example set named by ``value`` (EXAMPLE_FOLDERS), else None."""
+    name = str(value or "").strip()
+    if name not in EXAMPLE_FOLDERS:
+        return None
+    folder = EXAMPLE_FOLDERS[name]
+    if not folder.is_dir():
+        raise ValueError(f"{what} {name!r} is a bundled example set, but its folder {folder} is missing "
+                         f"from this copy of the pack (install the pack from its repository)")
+    return folder
+
+
 # Labels for UNITConfig.cycle_domains (its comment says when to drop a side).
 CYCLE_CHOICES = {"both (paper)": "ab", "A->B->A only": "a", "B->A->B only": "b"}
 
@@ -113,10 +135,12 @@ class TrainUNIT(io.ComfyNode):
                         "(emoji64, 2500 steps, batch 4) take about 30 min on a 2-core CPU and about a minute on a GPU; "
                         "the node shows seconds per step and the time left while it runs.",
             inputs=[
-                io.String.Input("folder_a", default="unit_train/A",
+                io.String.Input("folder_a", default="examples/emoji-google",
                                 tooltip="Images of domain A: a subfolder of ComfyUI's input directory or an absolute "
-                                        "folder (searched recursively for png/jpg/jpeg/webp/bmp)."),
-                io.String.Input("folder_b", default="unit_train/B",
+                                        "folder (searched recursively for png/jpg/jpeg/webp/bmp). The name "
+                                        "examples/emoji-google or examples/emoji-twitter picks a small example set "
+                                        "bundled with the pack (32 emoji of one style)."),
+                io.String.Input("folder_b", default="examples/emoji-twitter",
                                 tooltip="Images of domain B, like folder_a; the two sets need not be paired."),
                 io.String.Input("save_name", default="my-unit-model",
                                 tooltip="Model folder in models/unit. If it holds an unfinished run (checkpoint.safetensors), "
@@ -136,8 +160,9 @@ class TrainUNIT(io.ComfyNode):
                                tooltip="Adam learning rate: 2e-4 for the emoji64 recipe (its moving-average export "
                                        "smooths the faster rate), the paper's 1e-4 for digits32 and image256. Queueing a "
                                        "resumed run with a lower value decays the rate from its current step on."),
-                io.Int.Input("seed", default=0, min=0, max=SEED_MAX,
-                             tooltip="Seed of the initial weights, the data order and the training noise."),
+                io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
+                             tooltip="Seed of the initial weights, the data order and the training noise. "
+                                     "Set 'control after generate' to fixed to train the same run again."),
                 io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
                                tooltip="Recipe: emoji64 (default: fast 64 px RGB, the measured best translation per "
                                        "minute on a CPU), digits32 (32 px gray digits), image256 (the paper's 256 px "
@@ -169,7 +194,8 @@ class TrainUNIT(io.ComfyNode):
             raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
         if not math.isfinite(float(learning_rate)) or learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        dir_a, dir_b = resolve_folder(folder_a, "folder_a"), resolve_folder(folder_b, "folder_b")
+        dir_a = bundled_example_folder(folder_a, "folder_a") or resolve_folder(folder_a, "folder_a")
+        dir_b = bundled_example_folder(folder_b, "folder_b") or resolve_folder(folder_b, "folder_b")
         out = models.save_dir() / name
         ckpt = out / CHECKPOINT_FILE
         if (out / MODEL_FILE).exists() and not ckpt.exists():

@@ -406,10 +406,13 @@ class FeatureCache:
         if path.is_file():
             return np.load(path)
         feats = compute()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, feats)
-        os.replace(tmp, path)
+        from ..core.weights import atomic_write
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: given a name, np.save would append ".npy"
+                np.save(f, feats)
+
+        atomic_write(path, write)
         return feats
 
 
