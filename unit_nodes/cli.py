@@ -200,7 +200,8 @@ def _train_locked(args, out: Path) -> int:
     from .core.files import remove_stale_temp_files
     from .core.images import save_pil
     from .core.networks import UNIT
-    from .core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, TrainingDiverged, checkpoint_step
+    from .core.trainer import (CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, TrainingDiverged, check_training_fits,
+                               checkpoint_step)
     from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, resolve, save_model
 
     ckpt = out / CHECKPOINT_FILE
@@ -262,6 +263,7 @@ def _train_locked(args, out: Path) -> int:
         overrides.setdefault("channels_b", channels["b"])
         overrides.setdefault("total_steps", args.steps)
         cfg = preset(preset_name, **overrides)
+        check_training_fits(cfg, args.batch_size, device)
         torch.manual_seed(args.seed)
         if args.init:
             model = load_model(resolve(args.init), device="cpu")

@@ -97,7 +97,7 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> np.ndarr
 
 def array_to_tensor(arr: np.ndarray) -> torch.Tensor:
     """uint8 ``[H, W, C]`` -> float ``[C, H, W]`` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(np.array(arr.transpose(2, 0, 1), dtype=np.float32)).div_(127.5).sub_(1.0)
 
 
 def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor:

@@ -121,6 +121,24 @@ def available_memory_bytes(device: torch.device | str) -> int:
     return int(min(avail * 0.25, 4 << 30))
 
 
+BUDGET_ENV = "UNIT_TILE_BUDGET_MB"
+
+
+def budget_from_environment() -> int | None:
+    """The memory budget in bytes that ``UNIT_TILE_BUDGET_MB`` sets, or None when it is unset."""
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = math.nan
+    if not math.isfinite(mb) or mb <= 0:
+        raise ValueError(f"the environment variable {BUDGET_ENV}={text!r} must be a positive number of "
+                         f"megabytes (e.g. 2048), or unset for an automatic budget")
+    return int(mb * (1 << 20))
+
+
 def auto_tile(
     config: UNITConfig,
     height: int,
@@ -139,8 +157,9 @@ def auto_tile(
     Override the budget with the environment variable UNIT_TILE_BUDGET_MB.
     """
     if memory_budget is None:
-        env = os.environ.get("UNIT_TILE_BUDGET_MB")
-        memory_budget = int(float(env) * (1 << 20)) if env else available_memory_bytes(device)
+        memory_budget = budget_from_environment()
+        if memory_budget is None:
+            memory_budget = available_memory_bytes(device)
     whole = estimate_translation_bytes(config, height, width, batch, dtype_bytes)
     too_many = max_pixels is not None and height * width > max_pixels
     if not too_many and whole <= memory_budget:

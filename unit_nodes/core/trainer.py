@@ -67,6 +67,36 @@ def _generator_seed(value: int) -> int:
     return int(value) % 2**64
 
 
+def device_memory_bytes(device: torch.device) -> int | None:
+    """Total memory of ``device`` (the GPU's, or the machine's RAM for the CPU); None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_training_fits(config: UNITConfig, batch_size: int, device: str | torch.device | None = None) -> None:
+    """Refuse, before anything is allocated, a run whose memory need certainly exceeds the
+    device: weights, gradients and both Adam moments, plus the activations of both domains'
+    batches kept for the backward pass (an underestimate: the real need is higher)."""
+    from .config import parameter_estimate
+    from .tiling import estimate_translation_bytes
+
+    device = resolve_device(device)
+    total = device_memory_bytes(device)
+    if total is None:
+        return
+    side = config.image_size
+    need = 16 * parameter_estimate(config) + 2 * 2 * estimate_translation_bytes(config, side, side, batch_size)
+    if need > total:
+        raise ValueError(
+            f"training {config.image_size} px images in batches of {batch_size} with this model needs more than "
+            f"{need / 2**30:,.1f} GiB, and {device} has {total / 2**30:,.1f} GiB; lower the batch size, the image "
+            f"size or the model's channels")
+
+
 def checkpoint_step(path: str | os.PathLike) -> int | None:
     """The step a checkpoint file holds, from its header only; None when there is no readable one."""
     from safetensors import safe_open
