@@ -674,3 +674,70 @@ def test_truncated_files_are_clear_errors(tmp_path, model_dir, capsys):
     code, err = main_in_process(capsys, "translate", "--model", model_dir, "--direction", "a2b",
                                 "--out", tmp_path / "o", png)
     assert code == 2 and "not a readable image" in one_line_error(err)
+
+
+# --- the same rules through the nodes, in a real ComfyUI ---------------------------------------------------
+@pytest.fixture(scope="module")
+def server(comfyui_server):
+    problem = comfyui_server.pack_load_problem()
+    assert problem is None, f"ComfyUI did not load the pack:\n{problem}"
+    gray_pngs(comfyui_server.input_dir / "bad_inputs" / "A", 2, seed=1)
+    gray_pngs(comfyui_server.input_dir / "bad_inputs" / "B", 2, seed=2)
+    return comfyui_server
+
+
+def node_error(server, prompt: dict) -> dict:
+    from comfyui_harness import ComfyUIExecutionError
+
+    with pytest.raises(ComfyUIExecutionError) as caught:
+        server.run(prompt, timeout=120)
+    for kind, info in caught.value.history_entry["status"]["messages"]:
+        if kind == "execution_error":
+            return info
+    raise AssertionError(f"no execution_error in {caught.value.history_entry['status']}")
+
+
+def train_prompt(folder_a: str, folder_b: str, save_name: str) -> dict:
+    return {
+        "1": {"class_type": "UNITTrain", "inputs": {
+            "folder_a": folder_a, "folder_b": folder_b, "save_name": save_name, "steps": 1, "batch_size": 2,
+            "image_size": 16, "learning_rate": 1e-4, "seed": 0, "preset": "digits32", "channels": "gray",
+            "preview_every": 0}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 1]}},
+    }
+
+
+@pytest.mark.comfyui
+def test_the_train_node_reads_no_folder_outside_the_input_directory(server, tmp_path):
+    outside = gray_pngs(tmp_path / "private", 2)
+    for value in (str(outside), "bad_inputs/../../../../" + str(outside).lstrip("/")):
+        error = node_error(server, train_prompt(value, "bad_inputs/B", "outside-run"))
+        assert error["node_type"] == "UNITTrain" and error["exception_type"] == "ValueError"
+        assert "outside ComfyUI's input directory" in error["exception_message"]
+    assert not (server.models_dir / "unit" / "outside-run").exists()
+
+
+@pytest.mark.comfyui
+def test_the_train_node_refuses_a_run_folder_another_training_holds(server):
+    folder = server.models_dir / "unit" / "locked-run"
+    folder.mkdir(parents=True)
+    with RunLock(folder):  # this test process stands for a CLI training into the node's folder
+        error = node_error(server, train_prompt("bad_inputs/A", "bad_inputs/B", "locked-run"))
+        assert error["exception_type"].endswith("RunFolderBusy")
+        assert f"pid {os.getpid()} on host {socket.gethostname()}" in error["exception_message"]
+    assert not (folder / "checkpoint.safetensors").exists()
+
+
+@pytest.mark.comfyui
+def test_the_load_node_never_takes_a_hub_repo_for_a_local_path(server):
+    prompt = {
+        "1": {"class_type": "UNITLoadModel", "inputs": {"model_name": "x", "hub_repo": "unit/..", "revision": "",
+                                                        "subfolder": ""}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "UNITTranslate", "inputs": {"model": ["1", 0], "image": ["2", 0], "source_domain": "A",
+                                                        "mode": "mean", "seed": 0}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    }
+    error = node_error(server, prompt)
+    assert error["node_type"] == "UNITLoadModel"
+    assert "is not a Hugging Face repo id" in error["exception_message"]
