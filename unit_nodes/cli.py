@@ -170,9 +170,11 @@ def run_train(args) -> int:
 
     out = Path(args.out)
     created = _prepare_out_folder(out)
+    # Under torchrun every rank runs this; the run is one, so rank 0 alone holds its lock.
     lock = RunLock(out, command=" ".join(sys.argv))
     try:
-        lock.acquire()
+        if int(os.environ.get("RANK", "0")) == 0:
+            lock.acquire()
     except RunFolderBusy as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
@@ -209,8 +211,9 @@ def _train_locked(args, out: Path) -> int:
         raise UserError(f"{out} already holds a training run ({ckpt.name}); pass --resume to continue it or choose another --out")
     if args.resume and not ckpt.exists():
         raise UserError(f"--resume: no checkpoint at {ckpt}")
-    for name in (CHECKPOINT_FILE, MODEL_FILE, CONFIG_FILE):  # left by a save that was killed
-        remove_stale_temp_files(out / name)
+    if int(os.environ.get("RANK", "0")) == 0:  # the lock holder: no other process writes here
+        for name in (CHECKPOINT_FILE, MODEL_FILE, CONFIG_FILE):  # left by a save that was killed
+            remove_stale_temp_files(out / name)
 
     overrides = _parse_overrides(args.set)
     if args.size is not None:
@@ -295,8 +298,18 @@ def _train_locked(args, out: Path) -> int:
         bar.update(1)
         if rank == 0:  # under torchrun only rank 0 writes logs and samples
             write_step_outputs(report)
-        if stop.requested and report.step < report.total_steps:  # stop at this step's boundary (fit saves)
+        if stop_now(report):  # stop at this step's boundary (fit saves)
             raise KeyboardInterrupt
+
+    def stop_now(report) -> bool:
+        requested = stop.requested
+        if trainer.distributed:  # every rank must stop after the same step, or the others wait forever
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(requested)], device=trainer.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            requested = bool(flag.item())
+        return requested and report.step < report.total_steps
 
     def write_step_outputs(report) -> None:
         if report.step % max(1, args.log_every) == 0 or report.step == report.total_steps:
