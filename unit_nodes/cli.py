@@ -18,7 +18,7 @@ from pathlib import Path
 EXIT_DIVERGED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-DEFAULT_PRESET = "image256"
+DEFAULT_PRESET = "emoji64"
 
 
 class UserError(Exception):
@@ -38,14 +38,22 @@ def add_train(sub) -> None:
     p.add_argument("--domain-a", required=True, help="image folder or data set name for domain A")
     p.add_argument("--domain-b", required=True, help="image folder or data set name for domain B")
     p.add_argument("--out", required=True, help="output folder (created; an existing run there needs --resume)")
-    p.add_argument("--preset", default=None, help="architecture preset: digits32, emoji64 or image256 (default); "
-                                                  "with --resume, only the run's own preset is accepted")
+    p.add_argument("--preset", default=None,
+                   help="recipe preset: emoji64 (default: the fast 64 px RGB recipe, about 30 min on a 2-core CPU), "
+                        "digits32 (32 px digits) or image256 (the paper's 256 px photo model: a GPU recipe); "
+                        "with --resume, only the run's own preset is accepted")
     p.add_argument("--size", type=int, default=None, help="training image size in px (default: the preset's)")
     p.add_argument("--channels-a", type=int, choices=(1, 3), default=None, help="channels of domain A (default: preset/data set)")
     p.add_argument("--channels-b", type=int, choices=(1, 3), default=None, help="channels of domain B (default: preset/data set)")
-    p.add_argument("--steps", type=int, default=10000, help="total training iterations (default 10000)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per domain per iteration (default 8)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: 1e-4, the paper's)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="total training iterations (default: the preset's: emoji64 2500, digits32 3000, image256 100000; "
+                        "with --resume: the run's own)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per domain per iteration (default: the preset's: emoji64 4, digits32 16, image256 1)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's; the paper's is 1e-4)")
+    p.add_argument("--paper", action="store_true",
+                   help="train exactly as the paper: no moving average, no augmentation, lr 1e-4 (on top of the preset's "
+                        "architecture; --set and --lr still apply after it)")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, data order and noise (default 0)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"), help="autocast on GPU (default fp32)")
@@ -159,10 +167,6 @@ class StopRequest:
 def run_train(args) -> int:
     from .core.files import RunLock, RunFolderBusy
 
-    if args.steps < 1 or args.batch_size < 1:
-        raise UserError("--steps and --batch-size must be >= 1")
-    if args.export_every < 0:
-        raise UserError("--export-every must be >= 0")
     _check_seed(args.seed)
     from .core.device import resolve_device
 
@@ -214,8 +218,23 @@ def _train_locked(args, out: Path) -> int:
     if int(os.environ.get("RANK", "0")) == 0:  # the lock holder: no other process writes here
         for name in (CHECKPOINT_FILE, MODEL_FILE, CONFIG_FILE):  # left by a save that was killed
             remove_stale_temp_files(out / name)
+    from .core.config import PAPER_TRAINING, PRESET_TRAINING, preset_training
+    from .core.weights import read_config
 
-    overrides = _parse_overrides(args.set)
+    saved = read_config(ckpt) if args.resume else None
+    # a resumed run keeps its own preset's batch size and its own horizon unless told otherwise
+    recommended = preset_training(saved.preset if saved and saved.preset in PRESET_TRAINING
+                                  else args.preset or DEFAULT_PRESET)
+    if args.steps is None:
+        args.steps = saved.total_steps if saved else recommended["steps"]
+    if args.batch_size is None:
+        args.batch_size = recommended["batch_size"]
+    if args.steps < 1 or args.batch_size < 1:
+        raise UserError("--steps and --batch-size must be >= 1")
+    if args.export_every < 0:
+        raise UserError("--export-every must be >= 0")
+
+    overrides = {**(PAPER_TRAINING if args.paper else {}), **_parse_overrides(args.set)}
     if args.size is not None:
         overrides["image_size"] = args.size
     if args.lr is not None:
@@ -287,7 +306,7 @@ def _train_locked(args, out: Path) -> int:
 
     bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr, disable=rank != 0)
     log_path = out / "losses.jsonl"
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     stop = StopRequest()
 
     def export_metadata(step: int) -> dict:
@@ -319,8 +338,9 @@ def _train_locked(args, out: Path) -> int:
                 fh.write(json.dumps({"step": report.step, "time_s": round(time.time() - t0, 2), **report.losses}) + "\n")
         if args.export_every and report.step % args.export_every == 0:
             # Snapshots carry the wall time so accuracy can be plotted against training time.
-            save_model(trainer.model, out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
-                       metadata={**export_metadata(report.step), "run_seconds": f"{time.time() - t0:.1f}"})
+            save_model(trainer.export_model(), out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
+                       metadata={**export_metadata(report.step), "run_seconds": f"{time.time() - t0:.1f}",
+                                 "run_cpu_seconds": f"{time.process_time() - cpu0:.1f}"})
         if args.sample_every and (report.step % args.sample_every == 0 or report.step == report.total_steps):
             x_a, x_b = report.batch
             grid = trainer.preview(x_a, x_b)
@@ -354,7 +374,7 @@ def _train_locked(args, out: Path) -> int:
     bar.close()
     if rank != 0:
         return 0
-    path = save_model(trainer.model, out, include_discriminators=False, metadata=export_metadata(trainer.step))
+    path = save_model(trainer.export_model(), out, include_discriminators=False, metadata=export_metadata(trainer.step))
     print(f"saved {path} after {trainer.step} steps", file=sys.stderr)
     return 0
 
@@ -380,6 +400,10 @@ def add_translate(sub) -> None:
     p.add_argument("--cycle", action="store_true", help="also write the cycle reconstruction (<stem>_<direction>_cycle.png)")
     p.add_argument("--tile", type=int, default=0, help="translate in overlapping tiles of N px (0: automatic, only "
                                                        "when an image is too large for memory)")
+    p.add_argument("--resize", default="none", choices=("none", "training"),
+                   help="'training': translate at the model's training scale (shorter side resized to its image_size) "
+                        "and resize the result back; 'none' (default) translates at the input's own size and warns "
+                        "when that is 2x or more away from the training scale")
     p.set_defaults(func=run_translate)
 
 
@@ -390,7 +414,7 @@ def run_translate(args) -> int:
 
     from .core.device import resolve_device
     from .core.images import image_inputs, load_image, output_names, save_image
-    from .core.inference import translate
+    from .core.inference import scale_warning, translate
     from .core.weights import load_model, resolve
 
     _check_seed(args.seed)
@@ -431,10 +455,14 @@ def run_translate(args) -> int:
         for (f, _), name in zip(inputs, names):
             dest = out / name
             x = load_image(f, model.config.channels(source)).unsqueeze(0)
-            y = translate(model, x, source, target, sample=args.sample, seed=args.seed, tile=tile, progress=tile_progress)
+            warning = scale_warning(model, *x.shape[-2:]) if args.resize == "none" else None
+            if warning:
+                images_bar.write(f"warning: {f}: {warning}", file=sys.stderr)
+            y = translate(model, x, source, target, sample=args.sample, seed=args.seed, tile=tile,
+                          progress=tile_progress, resize=args.resize)
             save_image(y[0], dest)
             if args.cycle:
-                back = translate(model, y, target, source, tile=tile, progress=tile_progress)
+                back = translate(model, y, target, source, tile=tile, progress=tile_progress, resize=args.resize)
                 save_image(back[0], dest.with_name(f"{dest.stem}_cycle.png"))
             images_bar.write(str(dest), file=sys.stdout)
             images_bar.update(1)

@@ -71,6 +71,14 @@ class UNITConfig:
     total_steps: int = 100_000  # horizon of the 'linear' policy
     grad_clip: float = 0.0  # 0 disables
 
+    # --- training aids (additions to the paper; 0 / "" is the paper's setting) ----------
+    # Exponential moving average of E and G, exported instead of the raw weights: a GAN's
+    # raw weights oscillate around what it has learnt, their average sits closer to it.
+    ema_decay: float = 0.0
+    # DiffAugment policy for D's inputs (real and translated alike): comma-separated names
+    # from core.augment.AUGMENTATIONS ("color", "translation", "cutout"); "" disables.
+    augment: str = ""
+
     preset: str = ""  # informational: which preset this config started from
 
     extra: dict = field(default_factory=dict)  # free-form notes, kept in the file
@@ -123,6 +131,14 @@ class UNITConfig:
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
+        need(isinstance(self.ema_decay, (int, float)) and 0 <= self.ema_decay < 1, "ema_decay",
+             "must be in [0, 1) (0 disables the moving average)")
+        try:
+            from .augment import parse_policy
+
+            parse_policy(self.augment)
+        except ValueError as exc:
+            need(False, "augment", str(exc))
         need(0 <= self.beta1 < 1, "beta1", "must be in [0, 1)")
         need(0 <= self.beta2 < 1, "beta2", "must be in [0, 1)")
         need(self.lr_step_size >= 1, "lr_step_size", "must be >= 1")
@@ -242,80 +258,62 @@ def check_model_size(config: "UNITConfig") -> None:
             f"nothing was allocated")
 
 
-def _digits32(**overrides: Any) -> UNITConfig:
+# Presets are data: overrides of the UNITConfig defaults (which are the paper's photo
+# settings), each with the training run it was measured with.
+PRESETS: dict[str, dict[str, Any]] = {
     # Small enough to train on 2 CPU cores: 32 px, latent 128 x 8 x 8, single-scale D.
-    cfg = dict(
-        channels_a=1,
-        channels_b=1,
-        image_size=32,
-        base_channels=32,
-        n_downsample=2,
-        n_res_blocks=2,
-        n_shared=1,
+    "digits32": dict(
+        channels_a=1, channels_b=1, image_size=32, base_channels=32, n_downsample=2, n_res_blocks=2, n_shared=1,
         norm="batch",
         upsample="transpose",  # 4x4 transposed convs: ~6x fewer FLOPs than nearest + 5x5 at 32 px
-        dis_channels=64,
-        dis_layers=3,
-        dis_scales=1,
-        dis_shared_layers=0,
-        weight_decay=0.0,
-        preset="digits32",
-    )
-    cfg.update(overrides)
-    return UNITConfig(**cfg)
+        dis_channels=64, dis_layers=3, dis_scales=1, dis_shared_layers=0, weight_decay=0.0,
+    ),
+    # The fast RGB recipe, measured on Google <-> Twitter emoji at an equal CPU budget
+    # (docs/RESULTS.md, "emoji recipe"): a /2 latent (64 x 32 x 32 at 64 px) keeps the detail
+    # that a /4 latent blurs away, transposed-conv upsampling is ~1.4x cheaper than nearest +
+    # 5x5, the exported weights are a moving average, and D sees translated/cut-out copies.
+    "emoji64": dict(
+        channels_a=3, channels_b=3, image_size=64, base_channels=24, n_downsample=1, n_res_blocks=3, n_shared=1,
+        norm="instance", upsample="transpose", dis_channels=32, dis_layers=3, dis_scales=2,
+        lr=2e-4, ema_decay=0.999, augment="translation,cutout",
+    ),
+    # The photo architecture of the reference implementation: /4 spatial latent, 4 residual
+    # blocks a side with the innermost one shared, 3-scale PatchGAN. A GPU recipe.
+    "image256": dict(
+        channels_a=3, channels_b=3, image_size=256, base_channels=64, n_downsample=2, n_res_blocks=4, n_shared=1,
+        norm="instance", dis_channels=64, dis_layers=4, dis_scales=3,
+    ),
+}
 
+# The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
+# undo the additions of the fast recipe.
+PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", gan_mode="lsgan",
+                                      lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
+                                      lambda_cc_recon=100.0, cycle_domains="ab")
 
-def _image256(**overrides: Any) -> UNITConfig:
-    # The photo architecture of the reference implementation: /4 spatial latent,
-    # 4 residual blocks a side with the innermost one shared, 3-scale PatchGAN.
-    cfg = dict(
-        channels_a=3,
-        channels_b=3,
-        image_size=256,
-        base_channels=64,
-        n_downsample=2,
-        n_res_blocks=4,
-        n_shared=1,
-        norm="instance",
-        dis_channels=64,
-        dis_layers=4,
-        dis_scales=3,
-        preset="image256",
-    )
-    cfg.update(overrides)
-    return UNITConfig(**cfg)
-
-
-def _emoji64(**overrides: Any) -> UNITConfig:
-    cfg = dict(
-        channels_a=3,
-        channels_b=3,
-        image_size=64,
-        base_channels=48,
-        n_downsample=2,
-        n_res_blocks=3,
-        n_shared=1,
-        norm="instance",
-        dis_channels=64,
-        dis_layers=3,
-        dis_scales=2,
-        preset="emoji64",
-    )
-    cfg.update(overrides)
-    return UNITConfig(**cfg)
-
-
-PRESETS = {"digits32": _digits32, "image256": _image256, "emoji64": _emoji64}
+# What a training run with each preset defaults to (CLI and Train UNIT): batch size and steps.
+# emoji64: about 30 min on a 2-core CPU (~0.7 s per step with one thread); on a GPU the same
+# run takes about a minute and more steps pay (see the node's tooltips and docs/PERFORMANCE.md).
+PRESET_TRAINING: dict[str, dict[str, int]] = {
+    "digits32": dict(batch_size=16, steps=3000),
+    "emoji64": dict(batch_size=4, steps=2500),
+    "image256": dict(batch_size=1, steps=100_000),
+}
 
 
 def preset(name: str, **overrides: Any) -> UNITConfig:
     """A named starting configuration; keyword overrides are validated like any field."""
-    try:
-        factory = PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     known = {f.name for f in fields(UNITConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"unknown UNIT config field(s) {unknown} for preset {name!r}")
-    return factory(**overrides)
+    return UNITConfig(**{**PRESETS[name], "preset": name, **overrides})
+
+
+def preset_training(name: str) -> dict[str, int]:
+    """The batch size and step count a run with preset ``name`` defaults to."""
+    if name not in PRESET_TRAINING:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESET_TRAINING)}")
+    return dict(PRESET_TRAINING[name])

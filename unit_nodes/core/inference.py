@@ -12,11 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from . import tiling
 from .networks import UNIT, check_domain, other_domain, pad_to_multiple
 
 TileArg = int | str | None  # a tile side in px, 'auto' (tile only when too big) or None (never)
+
+# A model learns its features at the scale of its training images: a USPS digit of 16 px fed to
+# a 32 px digit model is read as a quarter-size digit, and an independent classifier then reads
+# 40 % of the translations (87 % when the same images are first resized to 32 px). Inputs whose
+# shorter side is this factor or more away from the training size get a warning.
+SCALE_WARNING_FACTOR = 2.0
+RESIZE_MODES = ("none", "training")
 
 
 @dataclass
@@ -148,6 +156,38 @@ def decode(
     return out[..., :h, :w]
 
 
+def training_scale_size(model: UNIT, height: int, width: int) -> tuple[int, int]:
+    """(H, W) with the shorter side at the model's training size and the aspect ratio kept."""
+    factor = model.config.image_size / min(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def scale_warning(model: UNIT, height: int, width: int) -> str | None:
+    """A one-line warning when ``height`` x ``width`` images are far from the training scale."""
+    size = model.config.image_size
+    factor = min(height, width) / size
+    if 1 / SCALE_WARNING_FACTOR < factor < SCALE_WARNING_FACTOR:
+        return None
+    return (f"images of {height}x{width} px are {factor:.3g}x the {size} px this model was trained at; "
+            f"translations this far from the training scale are unreliable: resize them to the training "
+            f"size (resize 'training') or use a model trained at their scale")
+
+
+def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of [-1, 1] images (antialiased when shrinking)."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
+    out = F.interpolate(images.float(), size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return out.clamp(-1.0, 1.0).to(images.dtype)
+
+
+def check_resize(resize: str) -> str:
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {resize!r}")
+    return resize
+
+
 def translate(
     model: UNIT,
     images: torch.Tensor,
@@ -159,8 +199,12 @@ def translate(
     tile: TileArg = "auto",
     overlap: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    resize: str = "none",
 ) -> torch.Tensor:
     """G_target(E_source(x)); ``target`` defaults to the other domain. Batches are chunked.
+
+    ``resize='training'`` translates the images at the model's training scale (shorter side
+    resized to ``config.image_size``) and resizes the result back to the input's size.
 
     Large images are translated in overlapping, blended tiles (see ``tiling``): ``tile`` is
     the tile side in px, 'auto' (default: tiles only when the estimated memory of a
@@ -170,6 +214,11 @@ def translate(
     """
     target = other_domain(source) if target is None else check_domain(target)
     _check_images(images)
+    if check_resize(resize) == "training":
+        size = tuple(images.shape[-2:])
+        scaled = resize_images(images, training_scale_size(model, *size))
+        out = translate(model, scaled, source, target, sample, seed, batch_size, tile, overlap, progress)
+        return resize_images(out, size)
     chunks = [images] if not batch_size else list(images.split(batch_size))
     outs = []
     for i, chunk in enumerate(chunks):
@@ -190,11 +239,14 @@ def cycle_reconstruct(
     sample: bool = False,
     seed: int | None = None,
     tile: TileArg = "auto",
+    resize: str = "none",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(translation, cycle): x -> G_other(E_source(x)) -> G_source(E_other(.))."""
+    """(translation, cycle): x -> G_other(E_source(x)) -> G_source(E_other(.)).
+    ``resize``: see :func:`translate` (both legs run at the training scale)."""
     target = other_domain(source)
-    translated = translate(model, images, source, target, sample, seed, tile=tile)
-    cycled = translate(model, translated, target, source, sample, None if seed is None else seed + 1, tile=tile)
+    translated = translate(model, images, source, target, sample, seed, tile=tile, resize=resize)
+    cycled = translate(model, translated, target, source, sample, None if seed is None else seed + 1, tile=tile,
+                       resize=resize)
     return translated, cycled
 
 

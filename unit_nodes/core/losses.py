@@ -52,3 +52,46 @@ class GANLoss(nn.Module):
 
     def generator_loss(self, fake_outputs) -> torch.Tensor:
         return self(fake_outputs, True)
+
+
+class UNITObjective:
+    """The UNIT objective of Liu et al. (2017), eqs. 2-7, with the config's lambda0..4.
+
+    For each domain i with image x_i, code mu_i = E_i(x_i) and z_i = mu_i + eta:
+
+    * L_VAE_i  = lambda1 * KL(q_i(z|x_i) || N(0, I)) + lambda2 * |x_i - G_i(z_i)|_1          (eq. 3)
+    * L_GAN_i  = lambda0 * GAN(D_i on real x_i vs the translation G_i(z_j) of x_j)             (eq. 4)
+    * L_CC_i   = lambda3 * (KL(q_i(z|x_i)) + KL(q_j(z|x_i translated into j)))
+                 + lambda4 * |x_i - G_i(E_j(G_j(z_i)))|_1                                      (eq. 5)
+
+    D minimises its GAN terms (``discriminator``); E and G minimise the sum of all terms
+    against the frozen D (``translator``). ``cycle_domains`` can drop one side's cycle L1.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.gan = GANLoss(config.gan_mode)
+
+    def discriminator(self, real_a, fake_a, real_b, fake_b) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D_a, D_b outputs on real images and on (detached) translations into their domain."""
+        d_a = self.gan.discriminator_loss(real_a, fake_a)
+        d_b = self.gan.discriminator_loss(real_b, fake_b)
+        return self.config.lambda_gan * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
+
+    def translator(self, x_a, x_b, f: dict[str, torch.Tensor], d_a_on_ba, d_b_on_ab) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``f``: the TranslatorPass outputs; ``d_a_on_ba``: D_a's outputs on x_ba (translations into A)."""
+        cfg = self.config
+        x_a, x_b = x_a.float(), x_b.float()
+        t = {
+            "kl_a": kl_unit_variance(f["mu_a"].float()), "kl_b": kl_unit_variance(f["mu_b"].float()),
+            "kl_ab": kl_unit_variance(f["mu_ab"].float()), "kl_ba": kl_unit_variance(f["mu_ba"].float()),
+            "recon_a": l1(f["x_aa"].float(), x_a), "recon_b": l1(f["x_bb"].float(), x_b),
+            "cycle_a": l1(f["x_aba"].float(), x_a), "cycle_b": l1(f["x_bab"].float(), x_b),
+            "g_gan_a": self.gan.generator_loss(d_a_on_ba), "g_gan_b": self.gan.generator_loss(d_b_on_ab),
+        }
+        vae = cfg.lambda_kl * (t["kl_a"] + t["kl_b"]) + cfg.lambda_recon * (t["recon_a"] + t["recon_b"])
+        gan = cfg.lambda_gan * (t["g_gan_a"] + t["g_gan_b"])
+        w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)
+        cc = (cfg.lambda_cc_kl * (t["kl_a"] + t["kl_b"] + t["kl_ab"] + t["kl_ba"])
+              + cfg.lambda_cc_recon * (w_a * t["cycle_a"] + w_b * t["cycle_b"]))
+        return vae + gan + cc, t

@@ -29,9 +29,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .augment import diff_augment, parse_policy
 from .config import UNITConfig
 from .device import autocast_dtype, resolve_device
-from .losses import GANLoss, kl_unit_variance, l1
+from .losses import UNITObjective
 from .networks import UNIT
 from .files import remove_stale_temp_files
 from .weights import (
@@ -240,7 +241,9 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(list(model.translator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
         self.opt_d = torch.optim.Adam(list(model.discriminator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-        self.gan = GANLoss(cfg.gan_mode)
+        self.objective = UNITObjective(cfg)
+        self.augment_policy = parse_policy(cfg.augment)
+        self.ema: UNIT | None = self._new_ema() if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
 
@@ -260,7 +263,40 @@ class Trainer:
         self.g_pass, self.d_pass = g_pass, d_pass
         self.samplers: dict[str, EpochSampler] = {}
 
+    # --- moving average of E and G -------------------------------------------------
+    def _new_ema(self) -> UNIT:
+        ema = UNIT(self.config, discriminators=False)
+        ema.enc.load_state_dict(self.model.enc.state_dict())
+        ema.gen.load_state_dict(self.model.gen.state_dict())
+        ema.to(self.device).requires_grad_(False).eval()
+        if self.channels_last:
+            ema.to(memory_format=torch.channels_last)
+        return ema
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        # The usual warm-up (TensorFlow's num_updates): early on the average forgets faster, so
+        # a short run is not dragged back towards its random initialisation.
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        ema_params = list(self.ema.translator_parameters())
+        torch._foreach_lerp_(ema_params, list(self.model.translator_parameters()), 1.0 - decay)
+        for part in ("enc", "gen"):
+            for b_ema, b in zip(getattr(self.ema, part).buffers(), getattr(self.model, part).buffers()):
+                b_ema.copy_(b)
+
+    def export_model(self) -> UNIT:
+        """The translator to save and use: the moving average when the config keeps one."""
+        if self.ema is None:
+            return self.model
+        self.ema.config = self.config  # schedule changes on resume are part of the record
+        return self.ema
+
     # --- helpers -----------------------------------------------------------------
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.augment_policy, self.noise) if self.augment_policy else x
+
     def lr_at(self, step: int) -> float:
         cfg = self.config
         if cfg.lr_policy == "step":
@@ -296,7 +332,7 @@ class Trainer:
         new = {k: v for k, v in changes.items() if getattr(self.config, k) != v}
         diff = {k: (getattr(self.config, k), v) for k, v in new.items()}
         if new:
-            self.config = self.model.config = self.config.replace(**new)
+            self.config = self.model.config = self.objective.config = self.config.replace(**new)
             self.schedule_changes.append({"step": self.step, **new})
             self._set_lr()
         return diff
@@ -312,48 +348,31 @@ class Trainer:
 
     def d_step(self, x_a: torch.Tensor, x_b: torch.Tensor, fwd: dict[str, torch.Tensor]) -> dict[str, float]:
         """Update D_a, D_b with E and G fixed: translations enter detached."""
-        cfg = self.config
         self.model.dis.requires_grad_(True)
         with self._autocast():
-            real_a, fake_a, real_b, fake_b = self.d_pass(x_a, fwd["x_ba"].detach(), x_b, fwd["x_ab"].detach())
-            loss_a = self.gan.discriminator_loss(real_a, fake_a)
-            loss_b = self.gan.discriminator_loss(real_b, fake_b)
-            loss = cfg.lambda_gan * (loss_a + loss_b)
+            aug = self._augment
+            real_a, fake_a, real_b, fake_b = self.d_pass(aug(x_a), aug(fwd["x_ba"].detach()), aug(x_b), aug(fwd["x_ab"].detach()))
+            loss, terms = self.objective.discriminator(real_a, fake_a, real_b, fake_b)
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_d)
         self.scaler.step(self.opt_d)
-        return {"d_a": loss_a.item(), "d_b": loss_b.item(), "d_total": loss.item()}
+        return {**{k: v.item() for k, v in terms.items()}, "d_total": loss.item()}
 
     def g_step(self, x_a: torch.Tensor, x_b: torch.Tensor, fwd: dict[str, torch.Tensor]) -> dict[str, float]:
         """Update E_a, E_b, G_a, G_b with D fixed (its parameters take no gradient)."""
-        cfg = self.config
         self.model.dis.requires_grad_(False)
         dis = self.model.dis
         with self._autocast():
-            f = fwd
-            kl_a, kl_b = kl_unit_variance(f["mu_a"].float()), kl_unit_variance(f["mu_b"].float())
-            kl_ab, kl_ba = kl_unit_variance(f["mu_ab"].float()), kl_unit_variance(f["mu_ba"].float())
-            rec_a, rec_b = l1(f["x_aa"].float(), x_a.float()), l1(f["x_bb"].float(), x_b.float())
-            cyc_a, cyc_b = l1(f["x_aba"].float(), x_a.float()), l1(f["x_bab"].float(), x_b.float())
-            adv_a = self.gan.generator_loss(dis["a"](f["x_ba"]))  # translations into A fool D_a
-            adv_b = self.gan.generator_loss(dis["b"](f["x_ab"]))
-            vae = cfg.lambda_kl * (kl_a + kl_b) + cfg.lambda_recon * (rec_a + rec_b)
-            gan = cfg.lambda_gan * (adv_a + adv_b)
-            # L_CC of the paper: KL of the code and of the re-encoded translation, plus cycle L1
-            w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)
-            cc = cfg.lambda_cc_kl * (kl_a + kl_b + kl_ab + kl_ba) + cfg.lambda_cc_recon * (w_a * cyc_a + w_b * cyc_b)
-            loss = vae + gan + cc
+            # translations into A must fool D_a, translations into B D_b
+            loss, terms = self.objective.translator(x_a, x_b, fwd, dis["a"](self._augment(fwd["x_ba"])),
+                                                    dis["b"](self._augment(fwd["x_ab"])))
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_g)
         self.scaler.step(self.opt_g)
         self.model.dis.requires_grad_(True)
-        return {
-            "g_total": loss.item(), "g_gan_a": adv_a.item(), "g_gan_b": adv_b.item(),
-            "recon_a": rec_a.item(), "recon_b": rec_b.item(), "cycle_a": cyc_a.item(), "cycle_b": cyc_b.item(),
-            "kl_a": kl_a.item(), "kl_b": kl_b.item(), "kl_ab": kl_ab.item(), "kl_ba": kl_ba.item(),
-        }
+        return {"g_total": loss.item(), **{k: v.item() for k, v in terms.items()}}
 
     def _clip(self, opt: torch.optim.Optimizer) -> None:
         if self.config.grad_clip > 0:
@@ -370,6 +389,7 @@ class Trainer:
         losses = self.d_step(x_a, x_b, fwd)
         losses.update(self.g_step(x_a, x_b, fwd))
         self.scaler.update()
+        self._update_ema()
         self.step += 1
         for name, value in losses.items():
             if not math.isfinite(value):
@@ -470,16 +490,17 @@ class Trainer:
         """Rows of (input | translation | cycle) for both directions, in [0, 1], [N, 3, H, W*3]."""
         from .inference import cycle_reconstruct, match_channels
 
-        was_training = self.model.training
-        self.model.eval()
+        model = self.export_model()
+        was_training = model.training
+        model.eval()
         rows = []
         try:
             for x, src in ((x_a[:count], "a"), (x_b[:count], "b")):
                 x = x.to(self.device)
-                t, c = cycle_reconstruct(self.model, x, src)
+                t, c = cycle_reconstruct(model, x, src)
                 rows.append(torch.cat([match_channels(v, 3) for v in (x, t, c)], dim=-1))
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
         return ((torch.cat(rows) + 1) / 2).clamp(0, 1).cpu()
 
     # --- checkpoints -------------------------------------------------------------
@@ -493,6 +514,9 @@ class Trainer:
         tensors = {}
         for part in ("enc", "gen", "dis"):
             tensors.update(untied_state_dict(getattr(m, part), f"model.{part}."))
+        if self.ema is not None:
+            for part in ("enc", "gen"):
+                tensors.update(untied_state_dict(getattr(self.ema, part), f"ema.{part}."))
         meta = base_metadata(self.config, "checkpoint")
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             sd = opt.state_dict()
@@ -525,6 +549,10 @@ class Trainer:
             model_t = split_prefixed(tensors, "model.")
             for part in ("enc", "gen", "dis"):
                 load_untied_state_dict(getattr(self.model, part), split_prefixed(model_t, f"{part}."), str(path))
+            if self.ema is not None:
+                ema_t = split_prefixed(tensors, "ema.")
+                for part in ("enc", "gen"):
+                    load_untied_state_dict(getattr(self.ema, part), split_prefixed(ema_t, f"{part}."), str(path))
             for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
                 groups = json.loads(meta[f"{name}.param_groups"])
                 state: dict[int, dict] = {}

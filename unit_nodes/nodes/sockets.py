@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from comfy_api.v0_0_2 import io
 
 CATEGORY = "UNIT"
@@ -38,6 +40,35 @@ def tile_input() -> io.Input:
         "tile_size", default=0, min=0, max=8192, step=64, optional=True,
         tooltip="0 = automatic: images too large for memory are translated in overlapping, smoothly "
                 "blended tiles. A number forces tiles of that many pixels (a multiple of the model's stride).")
+
+
+RESIZE_CHOICES = {"as is": "none", "training size": "training"}
+
+
+def resize_input() -> io.Input:
+    return io.Combo.Input(
+        "resize", options=list(RESIZE_CHOICES), default="as is", optional=True,
+        tooltip="as is: translate at the image's own size (a warning is logged when it is 2x or more away from "
+                "the size the model was trained at). training size: resize so the shorter side equals the "
+                "model's training size, translate, and resize the result back to the input's size. Use it "
+                "for small images or a model trained on small images (a 16 px digit with a 32 px model).")
+
+
+def resize_argument(resize: str) -> str:
+    if resize not in RESIZE_CHOICES:
+        raise ValueError(f"resize must be one of {list(RESIZE_CHOICES)}, got {resize!r}")
+    return RESIZE_CHOICES[resize]
+
+
+def warn_scale(model, image, resize: str) -> None:
+    """Log (once per call) when images are far from the model's training scale."""
+    if resize != "none":
+        return
+    from ..core.inference import scale_warning
+
+    message = scale_warning(model, *image.shape[-2:])
+    if message:
+        logging.warning("[unit-nodes] %s", message)
 
 
 def tile_argument(tile_size: int):

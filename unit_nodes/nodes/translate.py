@@ -9,7 +9,8 @@ from ..core import inference
 from ..core.networks import other_domain
 from .layout import core_to_image, domain_key, image_to_core, unit_to_image
 from .models import check_handle, on_device
-from .sockets import CATEGORY, domain_input, mode_input, model_input, seed_input, tile_argument, tile_input, tile_progress
+from .sockets import (CATEGORY, domain_input, mode_input, model_input, resize_argument, resize_input, seed_input,
+                      tile_argument, tile_input, tile_progress, warn_scale)
 
 SOURCE_TOOLTIP = "The domain the input images belong to; they are translated to the other one."
 
@@ -30,17 +31,20 @@ class TranslateImage(io.ComfyNode):
                 mode_input(),
                 seed_input(),
                 tile_input(),
+                resize_input(),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The translated images, same size as the input.")],
         )
 
     @classmethod
-    def execute(cls, model, image, source_domain, mode="mean", seed=0, tile_size=0) -> io.NodeOutput:
+    def execute(cls, model, image, source_domain, mode="mean", seed=0, tile_size=0, resize="as is") -> io.NodeOutput:
         handle = check_handle(model)
         x, source = image_to_core(image), domain_key(source_domain, "source_domain")
+        resize = resize_argument(resize)
+        warn_scale(handle.model, x, resize)
         with on_device(handle) as m:
             y = inference.translate(m, x, source, other_domain(source), sample=mode == "sample", seed=seed,
-                                    tile=tile_argument(tile_size), progress=tile_progress())
+                                    tile=tile_argument(tile_size), progress=tile_progress(), resize=resize)
         return io.NodeOutput(core_to_image(y, model_management.intermediate_device()))
 
 
@@ -56,6 +60,7 @@ class CycleReconstruct(io.ComfyNode):
                 model_input(),
                 io.Image.Input("image", tooltip="Images of the source domain, any size and batch."),
                 domain_input("source_domain", SOURCE_TOOLTIP),
+                resize_input(),
             ],
             outputs=[
                 io.Image.Output("translated", display_name="translated", tooltip="The images translated to the other domain."),
@@ -69,11 +74,13 @@ class CycleReconstruct(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, image, source_domain) -> io.NodeOutput:
+    def execute(cls, model, image, source_domain, resize="as is") -> io.NodeOutput:
         handle = check_handle(model)
         x, source = image_to_core(image), domain_key(source_domain, "source_domain")
+        resize = resize_argument(resize)
+        warn_scale(handle.model, x, resize)
         with on_device(handle) as m:
-            translated, cycled = inference.cycle_reconstruct(m, x, source)
+            translated, cycled = inference.cycle_reconstruct(m, x, source, resize=resize)
             error, mean_error = inference.abs_error_map(x, cycled)
         dev = model_management.intermediate_device()
         return io.NodeOutput(core_to_image(translated, dev), core_to_image(cycled, dev), unit_to_image(error, dev), mean_error)

@@ -1,0 +1,141 @@
+"""EMA of the translator and differentiable augmentation of D's inputs: the additions of the
+fast recipe. Both are config fields whose zero / empty values give the paper's training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tiny import TensorImages, shapes_and_inversions, tiny_config
+from unit_nodes.core.augment import cutout, diff_augment, parse_policy, translation
+from unit_nodes.core.config import ConfigError, UNITConfig
+from unit_nodes.core.networks import UNIT
+from unit_nodes.core.trainer import Trainer
+from unit_nodes.core.weights import load_model, save_model
+
+
+def test_translation_moves_content_without_changing_it():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) + 1
+    y = translation(x, torch.Generator().manual_seed(0), ratio=0.25)
+    for i in range(2):
+        # find the shift: every nonzero output pixel must be the input pixel shifted by it
+        found = False
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                shifted = torch.zeros_like(x[i])
+                src = x[i][:, max(0, -dy):8 - max(0, dy), max(0, -dx):8 - max(0, dx)]
+                shifted[:, max(0, dy):max(0, dy) + src.shape[1], max(0, dx):max(0, dx) + src.shape[2]] = src
+                found |= torch.equal(shifted, y[i])
+        assert found, f"image {i} is not a pure shift of its input"
+
+
+def test_cutout_zeroes_one_square_of_the_given_size_per_image():
+    x = torch.ones(16, 3, 16, 16)
+    y = cutout(x, torch.Generator().manual_seed(1), ratio=0.5)
+    zeros = (y == 0).all(dim=1).flatten(1).sum(1)
+    assert (zeros <= 64).all() and (zeros >= 16).all()  # an 8x8 square, clipped at the border
+    assert torch.equal((y == 0).any(dim=1), (y == 0).all(dim=1))  # all channels alike
+
+
+def test_augmentation_is_differentiable_and_seeded():
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    policy = parse_policy("color,translation,cutout")
+    y1 = diff_augment(x, policy, torch.Generator().manual_seed(5))
+    y1.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    y2 = diff_augment(x.detach(), policy, torch.Generator().manual_seed(5))
+    assert torch.equal(y1.detach(), y2)
+    assert diff_augment(x, ()) is x
+
+
+def test_bad_fields_are_refused_by_name():
+    with pytest.raises(ConfigError, match="augment.*unknown augmentation.*'flip'"):
+        tiny_config(augment="translation,flip")
+    with pytest.raises(ConfigError, match="ema_decay"):
+        tiny_config(ema_decay=1.0)
+    paper = UNITConfig()
+    assert (paper.ema_decay, paper.augment) == (0.0, "")  # the paper's training, unchanged
+
+
+def test_ema_follows_the_weights_with_warm_up_and_is_what_gets_exported(tmp_path):
+    a, b = shapes_and_inversions(8)
+    torch.manual_seed(0)
+    trainer = Trainer(UNIT(tiny_config(ema_decay=0.99)), device="cpu", seed=0)
+    before = [p.detach().clone() for p in trainer.ema.translator_parameters()]
+    trainer.train_step(a[:4], b[:4])
+    raw = [p.detach() for p in trainer.model.translator_parameters()]
+    # step 0: the warm-up decay min(0.99, 1/10) = 0.1 keeps a tenth of the old average
+    for e, old, new in zip(trainer.ema.translator_parameters(), before, raw):
+        assert torch.allclose(e, 0.1 * old + 0.9 * new, atol=1e-6)
+    assert any(not torch.equal(e, r) for e, r in zip(trainer.ema.translator_parameters(), raw))
+    # the shared blocks stay shared in the average
+    assert trainer.ema.enc["a"].shared is trainer.ema.enc["b"].shared
+    assert trainer.export_model() is trainer.ema
+    path = save_model(trainer.export_model(), tmp_path / "m", include_discriminators=False)
+    loaded = load_model(path)
+    for (k, v), e in zip(loaded.state_dict().items(), trainer.ema.state_dict().values()):
+        assert torch.equal(v, e), k
+    plain = Trainer(UNIT(tiny_config()), device="cpu")
+    assert plain.ema is None and plain.export_model() is plain.model
+
+
+def test_resume_with_ema_and_augmentation_is_bit_identical(tmp_path):
+    a, b = shapes_and_inversions(24)
+    ds_a, ds_b = TensorImages(a), TensorImages(b)
+    cfg = tiny_config(ema_decay=0.9, augment="color,translation,cutout")
+    torch.manual_seed(1)
+    straight = Trainer(UNIT(cfg), device="cpu", seed=3)
+    straight.fit(ds_a, ds_b, 6, batch_size=4)
+    torch.manual_seed(1)
+    first = Trainer(UNIT(cfg), device="cpu", seed=3)
+    first.fit(ds_a, ds_b, 3, batch_size=4)
+    ckpt = first.save_checkpoint(tmp_path / "ck.safetensors")
+    torch.manual_seed(999)
+    resumed = Trainer.from_checkpoint(ckpt, device="cpu", seed=3)
+    resumed.fit(ds_a, ds_b, 6, batch_size=4)
+    for part in ("model", "ema"):
+        s, r = getattr(straight, part).state_dict(), getattr(resumed, part).state_dict()
+        for k in s:
+            assert torch.equal(s[k], r[k]), (part, k)
+
+
+def test_step_timer_reports_the_steady_rate_and_time_left():
+    from unit_nodes.core.progress import StepTimer, format_duration
+
+    now = [100.0]
+    timer = StepTimer(start_step=10, smoothing=0.5, clock=lambda: now[0])
+    assert timer.describe(10, 110) == "step 10/110"
+    now[0] += 30.0  # first step after a (re)start: warm-up, not counted
+    timer.update(11)
+    assert timer.seconds_per_step is None
+    now[0] += 2.0
+    timer.update(12)
+    now[0] += 4.0
+    timer.update(13)
+    assert timer.seconds_per_step == pytest.approx(3.0)
+    assert timer.describe(13, 113) == "step 13/113, 3.00 s/step, 5 min 00 s left"
+    assert format_duration(3725) == "1 h 02 min" and format_duration(59.4) == "59 s"
+
+
+def test_objective_reads_like_the_paper():
+    """UNITObjective.translator is lambda1*KL + lambda2*L1 (VAE) + lambda0*GAN + lambda3*KLs +
+    lambda4*cycle L1, checked term by term against the formula written out here."""
+    from unit_nodes.core.losses import GANLoss, UNITObjective, kl_unit_variance, l1
+
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
+    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
+    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    d_a, d_b = [r(2, 1, 2, 2)], [r(2, 1, 2, 2)]
+    cfg = tiny_config(lambda_gan=3.0, lambda_kl=0.5, lambda_recon=7.0, lambda_cc_kl=0.25, lambda_cc_recon=11.0)
+    loss, terms = UNITObjective(cfg).translator(x_a, x_b, f, d_a, d_b)
+    gan = GANLoss(cfg.gan_mode)
+    kl = {k: kl_unit_variance(f[k]) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
+    expected = (0.5 * (kl["mu_a"] + kl["mu_b"]) + 7.0 * (l1(f["x_aa"], x_a) + l1(f["x_bb"], x_b))
+                + 3.0 * (gan.generator_loss(d_a) + gan.generator_loss(d_b))
+                + 0.25 * sum(kl.values()) + 11.0 * (l1(f["x_aba"], x_a) + l1(f["x_bab"], x_b)))
+    assert torch.allclose(loss, expected)
+    assert set(terms) == {"kl_a", "kl_b", "kl_ab", "kl_ba", "recon_a", "recon_b", "cycle_a", "cycle_b", "g_gan_a", "g_gan_b"}
+    d_loss, d_terms = UNITObjective(cfg).discriminator(d_a, d_b, d_b, d_a)
+    assert torch.allclose(d_loss, 3.0 * (gan.discriminator_loss(d_a, d_b) + gan.discriminator_loss(d_b, d_a)))
