@@ -7,7 +7,7 @@
 # 2. the same at 256 px with fp16 autocast (translation only);
 # 3. a tiled 4096x4096 translation on the GPU (peak max-allocated memory, seconds).
 # Every step has its own timeout so that one slow step cannot eat the others' time.
-set -u
+set -u -o pipefail  # rc=$? after "| tee" must be the command's status, not tee's
 OUT="${OUT:-bench/results/gpu}"
 mkdir -p "$OUT"
 PY="${PY:-.venv/bin/python}"

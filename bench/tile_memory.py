@@ -12,7 +12,7 @@ import torch
 
 from unit_nodes.core import inference as inf
 from unit_nodes.core import tiling
-from unit_nodes.core.bench import peak_rss_bytes, current_rss_bytes
+from unit_nodes.tools.bench import peak_rss_bytes, current_rss_bytes
 from unit_nodes.core.config import preset
 from unit_nodes.core.networks import UNIT
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from unit_nodes.core import evaluate  # noqa: E402
+from unit_nodes.tools import evaluate  # noqa: E402
 from unit_nodes.core.weights import atomic_write_text, read_safetensors  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import json
 import torch
 
 from unit_nodes.cli import main
-from unit_nodes.core import bench
+from unit_nodes.tools import bench
 
 
 def test_bench_cli_writes_sane_json(tmp_path, capsys):

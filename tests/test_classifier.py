@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unit_nodes.core import classifier, data
+from unit_nodes.core import data
+from unit_nodes.tools import classifier
 
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "classifiers" / "mnist-digits32.safetensors"
 

@@ -63,7 +63,7 @@ def test_ddp_two_processes_hold_identical_weights(tmp_path):
     assert r0.keys() == r1.keys()
     for k in r0:
         assert torch.equal(r0[k], r1[k]), k
-    # and training did move them away from initialisation, on different data per rank
+    # identical weights although each rank trained on different data (DDP averaged the gradients)
     assert (tmp_path / "order0.txt").read_text() != (tmp_path / "order1.txt").read_text()
 
 

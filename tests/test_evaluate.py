@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from tiny import tiny_config
-from unit_nodes.core import data, evaluate
-from unit_nodes.core.classifier import accuracy, load_classifier
+from unit_nodes.core import data
+from unit_nodes.tools import evaluate
+from unit_nodes.tools.classifier import accuracy, load_classifier
 from unit_nodes.core.networks import UNIT
 from unit_nodes.core.weights import save_model
 
@@ -138,7 +139,7 @@ def test_digit_task_scores_translations_and_the_source_only_baseline():
 @pytest.mark.skipif(not MNIST_CLASSIFIER.is_file(), reason="bundled MNIST classifier missing")
 def test_translated_source_protocol_trains_on_translated_labelled_source_images():
     need_data("usps")
-    from unit_nodes.core.classifier import train_classifier
+    from unit_nodes.tools.classifier import train_classifier
 
     model = untrained_mnist_usps_pair()
     r = evaluate.evaluate_digit_task(model, "mnist->usps", limit=96, train_limit=128, classifier_steps=6,

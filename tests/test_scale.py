@@ -48,7 +48,7 @@ def test_usps_at_16px_is_translated_far_better_at_the_training_scale():
     """The bundled 32 px digit pair on USPS digits at their native 16 px: resizing to the
     training scale lets the MNIST classifier read the translations (the issue measured
     40 % vs 87 %)."""
-    from unit_nodes.core.classifier import accuracy, load_classifier
+    from unit_nodes.tools.classifier import accuracy, load_classifier
     from unit_nodes.core.data import DigitDataset
     from unit_nodes.core.weights import load_model, resolve
 

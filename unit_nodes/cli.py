@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     add_translate(sub)
     # demo / eval / bench live beside their code; each module adds its own sub-command
-    for module in (".demo", ".core.evaluate", ".core.bench"):
+    for module in (".demo", ".tools.evaluate", ".tools.bench"):
         add = _optional(module, "add_cli")
         if add is not None:
             add(sub)

@@ -120,7 +120,7 @@ def _pick_device(device) -> torch.device:
     if device is not None:
         return torch.device(device)
     try:
-        from .device import default_device
+        from ..core.device import default_device
     except ImportError:  # the project's device helper is optional here
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(default_device())
@@ -247,10 +247,10 @@ def read_metadata(path) -> dict:
 
 def main(argv=None) -> None:
     """Train the bundled MNIST classifier and report source-only accuracies:
-    ``python -m unit_nodes.core.classifier --out weights/classifiers/mnist-digits32.safetensors``."""
+    ``python -m unit_nodes.tools.classifier --out weights/classifiers/mnist-digits32.safetensors``."""
     import argparse
 
-    from . import data
+    from ..core import data
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--domain", default="mnist", choices=data.DIGIT_DOMAINS)

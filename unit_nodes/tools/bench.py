@@ -259,7 +259,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 def _path_setup(path: str, device: torch.device, precision: str):
     """(channels_last, autocast dtype, compile) of a path; 'tuned' = channels_last + autocast
     (autocast only on CUDA: on CPU results stay exact fp32), 'compile' = tuned + torch.compile."""
-    from .device import autocast_dtype
+    from ..core.device import autocast_dtype
 
     if path == "eager":
         return False, None, False
@@ -275,7 +275,7 @@ def _images(batch: int, channels: int, size: int, device: torch.device, channels
 
 def bench_translation(model, size: int, batch: int, path: str, device: torch.device, iters: int,
                       precision: str, compile_timeout: float, shares: bool) -> dict:
-    from .inference import translate
+    from ..core.inference import translate
 
     channels_last, amp, use_compile = _path_setup(path, device, precision)
     m = copy.deepcopy(model).to(device).eval()
@@ -328,9 +328,9 @@ def bench_translation(model, size: int, batch: int, path: str, device: torch.dev
 
 def bench_training(config, size: int, batch: int, path: str, device: torch.device, iters: int,
                    precision: str, shares: bool, seed: int = 0) -> dict:
-    from .config import ConfigError
-    from .networks import UNIT
-    from .trainer import Trainer
+    from ..core.config import ConfigError
+    from ..core.networks import UNIT
+    from ..core.trainer import Trainer
 
     channels_last, amp, use_compile = _path_setup(path, device, precision)
     if use_compile:
@@ -382,9 +382,9 @@ def run_bench(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Measure every (preset, size, path); returns the JSON-ready report (see ``add_cli``)."""
-    from .config import preset as make_preset
-    from .device import resolve_device
-    from .networks import UNIT
+    from ..core.config import preset as make_preset
+    from ..core.device import resolve_device
+    from ..core.networks import UNIT
 
     dev = resolve_device(device)
     if threads:
@@ -486,7 +486,7 @@ def run_cli(args) -> int:
     report["command"] = "python -m unit_nodes " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     print(format_table(report))
     if args.json:
-        from .weights import atomic_write_text
+        from ..core.weights import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2))
     return 0

@@ -103,7 +103,7 @@ def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
 def translate_all(model, images: torch.Tensor, source: str, target: str, batch_size: int = 256,
                   progress=None) -> torch.Tensor:
     """``G_target(E_source(x))`` (mean code) for every image, in batches, clamped to [-1, 1]."""
-    from .inference import translate
+    from ..core.inference import translate
 
     return map_batches(lambda x: translate(model, x, source, target, tile=None).clamp(-1, 1), images,
                        batch_size, progress)
@@ -136,7 +136,7 @@ def domain_of(model, dataset_name: str) -> str:
 def load_pair(spec: str, revision: str | None = None, device=None, domain_names: Sequence[str] | None = None):
     """A model for evaluation: resolved like every model spec, its metadata attached, and
     optionally its domains renamed (``domain_names=(name_a, name_b)``)."""
-    from .weights import load_model, model_file, read_safetensors, resolve
+    from ..core.weights import load_model, model_file, read_safetensors, resolve
 
     path = resolve(spec, revision=revision)
     model = load_model(path, device=device or "cpu", discriminators=False)
@@ -175,7 +175,7 @@ def classifier_path(task: str, classifier_dir: str | os.PathLike | None = None) 
     path = Path(classifier_dir or CLASSIFIER_DIR) / DIGIT_TASKS[task][2]
     if not path.is_file():
         raise FileNotFoundError(f"task {task} needs the source-domain classifier {path}, which is missing "
-                                f"(train it with `python -m unit_nodes.core.classifier --domain {DIGIT_TASKS[task][0]} --out {path}`)")
+                                f"(train it with `python -m unit_nodes.tools.classifier --domain {DIGIT_TASKS[task][0]} --out {path}`)")
     return path
 
 
@@ -200,7 +200,7 @@ def evaluate_digit_task(model, task: str, data_root=None, classifier_dir=None, l
 
     ``classifier_steps`` (translated-source) overrides the bundled recipe's step count,
     for quick checks; ``train_limit`` keeps the first N labelled source training images."""
-    from . import data
+    from ..core import data
     from .classifier import accuracy, load_classifier, train_classifier
 
     if protocol not in DIGIT_PROTOCOLS:
@@ -433,7 +433,7 @@ class VisualResult:
 def evaluate_emoji(model, data_root=None, limit: int | None = None, inception: str | None = None,
                    with_fid: bool = True, batch_size: int = 64, cache_dir=None, log=print) -> list[VisualResult]:
     """Both emoji directions on the fixed test split (see the module docstring)."""
-    from . import data
+    from ..core import data
 
     _, google, twitter = data.emoji_pairs("test", model.config.image_size, data_root)
     if limit:
@@ -520,7 +520,7 @@ def _tasks_for(model) -> list[str]:
 
 
 def run_eval(args) -> int:
-    from .device import resolve_device
+    from ..core.device import resolve_device
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be >= 1")
@@ -567,7 +567,7 @@ def run_eval(args) -> int:
         out["emoji"] = [r.__dict__ for r in results]
     out["seconds"] = round(time.time() - t0, 1)
     if args.json:
-        from .weights import atomic_write_text
+        from ..core.weights import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(out, indent=2) + "\n")
     return 0
