@@ -1,7 +1,8 @@
 """What tiling costs: tiled against whole-image translation time, beside the extra area tiling computes.
 
 Usage: python bench/tile_cost.py [SIZE] [TILE] [PRESET] [THREADS] [REPEATS]   (defaults 1024 512 image256 1 1)
-Prints one JSON line. ``area_ratio`` is what the tiled pass computes (every tile with its halo,
+Prints one JSON line: wall and CPU seconds (with one thread the CPU time is the figure to
+compare on a shared machine). ``area_ratio`` is what the tiled pass computes (every tile with its halo,
 plus the down-scaled pass that measures instance-norm statistics) over the image's area, so
 ``time_ratio / area_ratio`` near 1 means tiling costs its extra area and nothing more. Random
 weights (speed does not depend on them); the best of REPEATS runs; the load average is
@@ -42,13 +43,16 @@ def counting_encode(images, domain):
 model.encode = counting_encode
 
 
-def best(run) -> float:
-    times = []
+def best(run) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process), each the best of ``repeats``. With one thread
+    the CPU time is what the work costs, whatever else the machine runs; wall time is not."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus)
 
 
 load_before = os.getloadavg()[0]
@@ -59,8 +63,9 @@ tiled = best(lambda: inf.translate(model, x, "a", "b", tile=tile, progress=lambd
 area = sum(computed) / repeats / (size * size)
 print(json.dumps({
     "preset": name, "size": size, "tile": tile, "tiles": tiles[-1] if tiles else 1, "threads": threads,
-    "context": tiling.receptive_radius(cfg), "whole_s": round(whole, 2), "tiled_s": round(tiled, 2),
-    "time_ratio": round(tiled / whole, 3), "area_ratio": round(area, 3),
-    "time_over_area": round(tiled / whole / area, 3),
+    "context": tiling.receptive_radius(cfg), "whole_wall_s": round(whole[0], 2), "tiled_wall_s": round(tiled[0], 2),
+    "whole_cpu_s": round(whole[1], 2), "tiled_cpu_s": round(tiled[1], 2),
+    "cpu_ratio": round(tiled[1] / whole[1], 3), "wall_ratio": round(tiled[0] / whole[0], 3), "area_ratio": round(area, 3),
+    "cpu_over_area": round(tiled[1] / whole[1] / area, 3),
     "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "cpus": os.cpu_count(),
 }))
