@@ -42,7 +42,7 @@ if device.type == "cuda":
 wall = time.perf_counter() - t0
 print(json.dumps({
     "size": size, "device": str(device), "tile": side,
-    "cuda_max_allocated_mib": round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None, "overlap": side // 4, "context": tiling.receptive_radius(cfg), "threads": threads,
+    "cuda_max_allocated_mib": round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None, "overlap": min(side // 4, tiling.MAX_DEFAULT_OVERLAP), "context": tiling.receptive_radius(cfg), "threads": threads,
     "rss_before_mib": round(base / 2**20), "peak_rss_mib": round(peak_rss_bytes() / 2**20),
     "estimated_whole_image_mib": round(tiling.estimate_translation_bytes(cfg, size, size) / 2**20),
     "estimated_tile_mib": round(tiling.estimate_translation_bytes(cfg, side + 2 * tiling.receptive_radius(cfg), side + 2 * tiling.receptive_radius(cfg)) / 2**20),

@@ -1,20 +1,24 @@
 """Command line: ``python -m unit_nodes train | translate | demo | eval | bench``.
 
 Exit codes: 0 success, 2 bad input (unknown file, invalid option, corrupt weights),
-1 an unexpected failure, 130 interrupted (a resumable checkpoint has been saved).
+1 training diverged (the last good checkpoint is kept) or an unexpected failure,
+130 interrupted (SIGINT or SIGTERM; the message says which checkpoint step is on disk).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+EXIT_DIVERGED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+DEFAULT_PRESET = "emoji64"
 
 
 class UserError(Exception):
@@ -34,9 +38,10 @@ def add_train(sub) -> None:
     p.add_argument("--domain-a", required=True, help="image folder or data set name for domain A")
     p.add_argument("--domain-b", required=True, help="image folder or data set name for domain B")
     p.add_argument("--out", required=True, help="output folder (created; an existing run there needs --resume)")
-    p.add_argument("--preset", default="emoji64",
+    p.add_argument("--preset", default=None,
                    help="recipe preset: emoji64 (default: the fast 64 px RGB recipe, about 30 min on a 2-core CPU), "
-                        "digits32 (32 px digits) or image256 (the paper's 256 px photo model: a GPU recipe)")
+                        "digits32 (32 px digits) or image256 (the paper's 256 px photo model: a GPU recipe); "
+                        "with --resume, only the run's own preset is accepted")
     p.add_argument("--size", type=int, default=None, help="training image size in px (default: the preset's)")
     p.add_argument("--channels-a", type=int, choices=(1, 3), default=None, help="channels of domain A (default: preset/data set)")
     p.add_argument("--channels-b", type=int, choices=(1, 3), default=None, help="channels of domain B (default: preset/data set)")
@@ -94,28 +99,132 @@ def _natural_channels(spec: str) -> int | None:
     return None
 
 
+SEED_MAX = 2**63 - 1
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise UserError(f"--seed must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {seed}")
+
+
+def _prepare_out_folder(out: Path) -> bool:
+    """Create ``out`` (if needed); a clear error when it is a file or cannot be written.
+    Returns whether it was created here."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a folder; choose a folder path")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    return created
+
+
+class StopRequest:
+    """SIGINT (Ctrl-C) and SIGTERM (docker stop, schedulers) while training: the first asks the
+    loop to stop at the next step boundary and save a checkpoint there, so that a resumed run
+    is bit-identical to an uninterrupted one; a second one stops at once, without saving."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.received: list[str] = []
+        self._previous: dict = {}
+
+    @property
+    def requested(self) -> bool:
+        return bool(self.received)
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+
+        self.received.append(signal.Signals(signum).name)
+        if len(self.received) == 1:
+            print(f"\n{self.received[0]}: stopping after this step and saving a checkpoint "
+                  f"(send it again to stop at once, without saving)", file=sys.stderr)
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "StopRequest":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
 def run_train(args) -> int:
+    from .core.files import RunLock, RunFolderBusy
+
+    _check_seed(args.seed)
+    from .core.device import resolve_device
+
+    resolve_device(args.device)  # a bogus or unavailable device fails here, before anything is written
+
+    out = Path(args.out)
+    created = _prepare_out_folder(out)
+    # Under torchrun every rank runs this; the run is one, so rank 0 alone holds its lock.
+    lock = RunLock(out, command=" ".join(sys.argv))
+    try:
+        if int(os.environ.get("RANK", "0")) == 0:
+            lock.acquire()
+    except RunFolderBusy as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"--out {out} is not writable ({exc.strerror or exc})") from None
+    ok = False
+    try:
+        code = _train_locked(args, out)
+        ok = True
+        return code
+    finally:
+        lock.release()
+        if created and not ok:
+            try:
+                out.rmdir()  # only if nothing was written into it
+            except OSError:
+                pass
+
+
+def _train_locked(args, out: Path) -> int:
     import torch
 
     from .core import data
     from .core.config import preset
+    from .core.device import resolve_device
+    from .core.files import remove_stale_temp_files
     from .core.images import save_pil
     from .core.networks import UNIT
-    from .core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer
-    from .core.weights import load_model, resolve, save_model
+    from .core.trainer import (CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, TrainingDiverged, check_training_fits,
+                               checkpoint_step)
+    from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, resolve, save_model
 
-    out = Path(args.out)
     ckpt = out / CHECKPOINT_FILE
     if ckpt.exists() and not args.resume:
         raise UserError(f"{out} already holds a training run ({ckpt.name}); pass --resume to continue it or choose another --out")
     if args.resume and not ckpt.exists():
         raise UserError(f"--resume: no checkpoint at {ckpt}")
+    if int(os.environ.get("RANK", "0")) == 0:  # the lock holder: no other process writes here
+        for name in (CHECKPOINT_FILE, MODEL_FILE, CONFIG_FILE):  # left by a save that was killed
+            remove_stale_temp_files(out / name)
     from .core.config import PAPER_TRAINING, PRESET_TRAINING, preset_training
     from .core.weights import read_config
 
     saved = read_config(ckpt) if args.resume else None
     # a resumed run keeps its own preset's batch size and its own horizon unless told otherwise
-    recommended = preset_training(saved.preset if saved and saved.preset in PRESET_TRAINING else args.preset)
+    recommended = preset_training(saved.preset if saved and saved.preset in PRESET_TRAINING
+                                  else args.preset or DEFAULT_PRESET)
     if args.steps is None:
         args.steps = saved.total_steps if saved else recommended["steps"]
     if args.batch_size is None:
@@ -131,17 +240,12 @@ def run_train(args) -> int:
     if args.lr is not None:
         overrides["lr"] = args.lr
     explicit = dict(overrides)  # what the user asked for, before the defaults below
-    cfg = preset(args.preset)
-    channels = {"a": args.channels_a, "b": args.channels_b}
-    for d, spec in (("a", args.domain_a), ("b", args.domain_b)):
-        if channels[d] is None:
-            channels[d] = _natural_channels(spec) or cfg.channels(d)
-    overrides.setdefault("channels_a", channels["a"])
-    overrides.setdefault("channels_b", channels["b"])
-    overrides.setdefault("total_steps", args.steps)
-    cfg = preset(args.preset, **overrides)
+    if args.channels_a is not None:
+        explicit["channels_a"] = args.channels_a
+    if args.channels_b is not None:
+        explicit["channels_b"] = args.channels_b
 
-    device = torch.device(args.device) if args.device not in ("auto", "") else None
+    device = resolve_device(args.device)
     rank = 0
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per GPU
         import torch.distributed as dist
@@ -156,6 +260,9 @@ def run_train(args) -> int:
             device = torch.device("cuda", local)
     if args.resume:
         trainer = Trainer.from_checkpoint(ckpt, device=device, seed=args.seed, precision=args.precision)
+        if args.preset is not None and args.preset != trainer.config.preset:
+            raise UserError(f"--resume: the run in {out} was trained with preset {trainer.config.preset!r}, not "
+                            f"{args.preset!r}; drop --preset to resume it, or start a new --out")
         # Re-running the run's own command with --resume repeats its --set values: only real changes count.
         fixed = {k: (getattr(trainer.config, k), v) for k, v in explicit.items()
                  if k not in SCHEDULE_FIELDS and getattr(trainer.config, k) != v}
@@ -168,6 +275,17 @@ def run_train(args) -> int:
             print(f"  {key}: {old} -> {new} from step {trainer.step}", file=sys.stderr)
         cfg = trainer.config
     else:
+        preset_name = args.preset or DEFAULT_PRESET
+        cfg = preset(preset_name)
+        channels = {"a": args.channels_a, "b": args.channels_b}
+        for d, spec in (("a", args.domain_a), ("b", args.domain_b)):
+            if channels[d] is None:
+                channels[d] = _natural_channels(spec) or cfg.channels(d)
+        overrides.setdefault("channels_a", channels["a"])
+        overrides.setdefault("channels_b", channels["b"])
+        overrides.setdefault("total_steps", args.steps)
+        cfg = preset(preset_name, **overrides)
+        check_training_fits(cfg, args.batch_size, device)
         torch.manual_seed(args.seed)
         if args.init:
             model = load_model(resolve(args.init), device="cpu")
@@ -181,7 +299,6 @@ def run_train(args) -> int:
 
     ds_a = data.load_domain(args.domain_a, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_a)
     ds_b = data.load_domain(args.domain_b, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_b)
-    out.mkdir(parents=True, exist_ok=True)
     print(f"domain A: {args.domain_a} ({len(ds_a)} images), domain B: {args.domain_b} ({len(ds_b)} images), "
           f"{cfg.image_size} px, device {trainer.device}", file=sys.stderr)
 
@@ -190,6 +307,7 @@ def run_train(args) -> int:
     bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr, disable=rank != 0)
     log_path = out / "losses.jsonl"
     t0, cpu0 = time.time(), time.process_time()
+    stop = StopRequest()
 
     def export_metadata(step: int) -> dict:
         return {"trained_steps": str(step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b),
@@ -197,8 +315,22 @@ def run_train(args) -> int:
 
     def on_step(report) -> None:
         bar.update(1)
-        if rank != 0:  # under torchrun only rank 0 writes logs and samples
-            return
+        if rank == 0:  # under torchrun only rank 0 writes logs and samples
+            write_step_outputs(report)
+        if stop_now(report):  # stop at this step's boundary (fit saves)
+            raise KeyboardInterrupt
+
+    def stop_now(report) -> bool:
+        requested = stop.requested
+        if trainer.distributed:  # every rank must stop after the same step, or the others wait forever
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(requested)], device=trainer.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            requested = bool(flag.item())
+        return requested and report.step < report.total_steps
+
+    def write_step_outputs(report) -> None:
         if report.step % max(1, args.log_every) == 0 or report.step == report.total_steps:
             bar.set_postfix(recon=f"{report.losses['recon_a']:.3f}/{report.losses['recon_b']:.3f}",
                             cycle=f"{report.losses['cycle_a']:.3f}/{report.losses['cycle_b']:.3f}")
@@ -219,12 +351,26 @@ def run_train(args) -> int:
             save_pil(Image.fromarray(arr), out / "samples" / f"step_{report.step:07d}.png")
 
     try:
-        trainer.fit(ds_a, ds_b, args.steps, args.batch_size, callback=on_step,
-                    checkpoint_path=ckpt, checkpoint_every=args.checkpoint_every)
+        with stop:
+            trainer.fit(ds_a, ds_b, args.steps, args.batch_size, callback=on_step,
+                        checkpoint_path=ckpt, checkpoint_every=args.checkpoint_every)
     except KeyboardInterrupt:
         bar.close()
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved to {ckpt} (continue with --resume)", file=sys.stderr)
+        how = f" ({' then '.join(stop.received)})" if stop.received else ""
+        saved = checkpoint_step(ckpt)  # what is on disk, whatever the interrupts cut short
+        if saved == trainer.step:
+            print(f"\ninterrupted{how} at step {trainer.step}; checkpoint saved to {ckpt} (continue with --resume)",
+                  file=sys.stderr)
+        elif saved is None:
+            print(f"\ninterrupted{how} before any checkpoint was written: {out} holds no resumable run", file=sys.stderr)
+        else:
+            print(f"\ninterrupted{how} before the checkpoint of step {trainer.step} was written; {ckpt} holds "
+                  f"step {saved} (continue from there with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except TrainingDiverged as exc:
+        bar.close()
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
     bar.close()
     if rank != 0:
         return 0
@@ -239,7 +385,9 @@ def add_translate(sub) -> None:
         "translate",
         help="translate images with a trained model",
         description="Translate image files (or all images in folders) from one domain to the other. "
-        "Outputs are PNGs named <input stem>_<direction>.png in --out; inputs are never overwritten.",
+        "Outputs are PNGs named <input stem>_<direction>.png in --out (in the input's subfolder for inputs "
+        "found in folders; inputs whose names would collide keep their extension: x_jpg_a2b.png); inputs are "
+        "never overwritten.",
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
     p.add_argument("--model", required=True, help="model folder, .safetensors file, bundled pair name or Hub repo id")
@@ -250,7 +398,8 @@ def add_translate(sub) -> None:
     p.add_argument("--sample", action="store_true", help="decode a sampled code (mean + N(0, I) noise) instead of the mean")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled code (with --sample)")
     p.add_argument("--cycle", action="store_true", help="also write the cycle reconstruction (<stem>_<direction>_cycle.png)")
-    p.add_argument("--tile", type=int, default=0, help="tile size in px for very large images (0: automatic)")
+    p.add_argument("--tile", type=int, default=0, help="translate in overlapping tiles of N px (0: automatic, only "
+                                                       "when an image is too large for memory)")
     p.add_argument("--resize", default="none", choices=("none", "training"),
                    help="'training': translate at the model's training scale (shorter side resized to its image_size) "
                         "and resize the result back; 'none' (default) translates at the input's own size and warns "
@@ -259,33 +408,68 @@ def add_translate(sub) -> None:
 
 
 def run_translate(args) -> int:
+    import tempfile
+
+    from tqdm import tqdm
+
     from .core.device import resolve_device
-    from .core.images import list_images, load_image, save_image
+    from .core.images import image_inputs, load_image, output_names, save_image
     from .core.inference import scale_warning, translate
     from .core.weights import load_model, resolve
 
+    _check_seed(args.seed)
+    if args.tile < 0:
+        raise UserError(f"--tile must be >= 0 (0: automatic), got {args.tile}")
     device = resolve_device(args.device)
     model = load_model(resolve(args.model, revision=args.revision), device=device, discriminators=False)
     source, target = ("a", "b") if args.direction == "a2b" else ("b", "a")
-    files = list_images(args.inputs)
-    if not files:
+    inputs = image_inputs(args.inputs)
+    if not inputs:
         raise UserError(f"no images found in {args.inputs}")
     out = Path(args.out)
-    inputs = {f.resolve() for f in files}
-    for f in files:
-        x = load_image(f, model.config.channels(source)).unsqueeze(0)
-        warning = scale_warning(model, *x.shape[-2:]) if args.resize == "none" else None
-        if warning:
-            print(f"warning: {f}: {warning}", file=sys.stderr)
-        y = translate(model, x, source, target, sample=args.sample, seed=args.seed, resize=args.resize)
-        dest = out / f"{f.stem}_{args.direction}.png"
-        if dest.resolve() in inputs:
-            raise UserError(f"refusing to overwrite input {dest}")
-        save_image(y[0], dest)
-        if args.cycle:
-            back = translate(model, y, target, source, resize=args.resize)
-            save_image(back[0], out / f"{f.stem}_{args.direction}_cycle.png")
-        print(dest)
+    _prepare_out_folder(out)
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UserError(f"--out {out} is not writable ({exc.strerror or exc})") from None
+    names = output_names([rel for _, rel in inputs], f"_{args.direction}")
+    resolved_inputs = {f.resolve() for f, _ in inputs}
+    for name in names:
+        if (out / name).resolve() in resolved_inputs:
+            raise UserError(f"refusing to overwrite input {out / name}")
+    tile = args.tile or "auto"
+    show = sys.stderr.isatty() or len(inputs) > 1
+    images_bar = tqdm(total=len(inputs), unit="img", file=sys.stderr, dynamic_ncols=True, disable=not show)
+    tiles_bar = None
+
+    def tile_progress(done: int, total: int) -> None:
+        nonlocal tiles_bar
+        if tiles_bar is None or tiles_bar.total != total or done == 1:
+            if tiles_bar is not None:
+                tiles_bar.close()
+            tiles_bar = tqdm(total=total, unit="tile", file=sys.stderr, dynamic_ncols=True, leave=False)
+        tiles_bar.update(done - tiles_bar.n)
+
+    try:
+        for (f, _), name in zip(inputs, names):
+            dest = out / name
+            x = load_image(f, model.config.channels(source)).unsqueeze(0)
+            warning = scale_warning(model, *x.shape[-2:]) if args.resize == "none" else None
+            if warning:
+                images_bar.write(f"warning: {f}: {warning}", file=sys.stderr)
+            y = translate(model, x, source, target, sample=args.sample, seed=args.seed, tile=tile,
+                          progress=tile_progress, resize=args.resize)
+            save_image(y[0], dest)
+            if args.cycle:
+                back = translate(model, y, target, source, tile=tile, progress=tile_progress, resize=args.resize)
+                save_image(back[0], dest.with_name(f"{dest.stem}_cycle.png"))
+            images_bar.write(str(dest), file=sys.stdout)
+            images_bar.update(1)
+    finally:
+        if tiles_bar is not None:
+            tiles_bar.close()
+        images_bar.close()
     return 0
 
 
@@ -318,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors of the file system the user can fix (permissions, read-only or full disk, a file
+# where a folder should be): one line, not a traceback.
+_USER_FIXABLE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EEXIST, errno.ENOTDIR,
+                        errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EDQUOT}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -328,6 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (UserError, ConfigError, UNITWeightsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.errno not in _USER_FIXABLE_ERRNOS:
+            raise
+        print(f"error: {exc.strerror}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

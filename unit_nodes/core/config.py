@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -90,7 +91,9 @@ class UNITConfig:
 
     # ------------------------------------------------------------------------------
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.validate()
+        check_model_size(self)
 
     @property
     def latent_channels(self) -> int:
@@ -188,10 +191,78 @@ class UNITConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"UNIT config is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ConfigError("UNIT config JSON is nested too deeply") from None
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> "UNITConfig":
         return dataclasses.replace(self, **changes)
+
+
+# --- bounds checked before anything is built --------------------------------------------
+# Sizes beyond these are typos or hostile files, not models: refusing them keeps a config (a
+# --set value, a file's metadata) from allocating memory, or running for hours, before any
+# other check. The real models here are 4..40 M parameters.
+MAX_PARAMETERS = 1_000_000_000
+MAX_FIELD = {"image_size": 8192, "base_channels": 2048, "dis_channels": 2048, "n_res_blocks": 64,
+             "dis_layers": 12, "dis_scales": 8}
+
+
+def check_field_types(config: "UNITConfig") -> None:
+    """Every field has its declared type (an int is a float; a bool is neither) and finite,
+    bounded numbers, so that a metadata value like ``"lr": null`` is named, not a TypeError."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"UNITConfig.{f.name}={value!r} is invalid: must be an integer")
+            limit = MAX_FIELD.get(f.name, 10**15)
+            if abs(value) > limit:
+                raise ConfigError(f"UNITConfig.{f.name}={value} is invalid: must be at most {limit}")
+        elif kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"UNITConfig.{f.name}={value!r} is invalid: must be a number")
+            if not math.isfinite(value):
+                raise ConfigError(f"UNITConfig.{f.name}={value!r} is invalid: must be a finite number")
+        elif kind == "str":
+            if not isinstance(value, str):
+                raise ConfigError(f"UNITConfig.{f.name}={value!r} is invalid: must be a string")
+            if len(value) > 10_000:
+                raise ConfigError(f"UNITConfig.{f.name} is invalid: a string of {len(value)} characters")
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"UNITConfig.{f.name}={value!r} is invalid: must be true or false")
+        elif kind.startswith("dict") and not isinstance(value, dict):
+            raise ConfigError(f"UNITConfig.{f.name}={value!r} is invalid: must be a JSON object")
+
+
+def parameter_estimate(config: "UNITConfig") -> int:
+    """Convolution weights of ``UNIT(config)`` with its discriminators, counted from the config
+    alone (biases and norm parameters, a fraction of a percent, are left out)."""
+    b, n, lat = config.base_channels, config.n_downsample, config.latent_channels
+    per_res_block = 2 * 9 * lat * lat
+    res_blocks = 2 * (2 * (config.n_res_blocks - config.n_shared) + config.n_shared)  # E and G, shared once
+    image_side = 49 * (config.channels_a + config.channels_b) * b * 2  # first encoder and last generator convs
+    down = sum(16 * (b * 2**i) * (b * 2**(i + 1)) for i in range(n))
+    k = 16 if config.upsample == "transpose" else 25
+    up = sum(k * (lat // 2**i) * (lat // 2**(i + 1)) for i in range(n))
+    dis, c_in, c = 0, 3, config.dis_channels
+    for _ in range(config.dis_layers):
+        dis += 16 * c_in * c
+        c_in, c = c, min(2 * c, 8 * config.dis_channels)
+    dis = 2 * config.dis_scales * (dis + c_in)
+    return res_blocks * per_res_block + image_side + 2 * (down + up) + dis
+
+
+def check_model_size(config: "UNITConfig") -> None:
+    n = parameter_estimate(config)
+    if n > MAX_PARAMETERS:
+        raise ConfigError(
+            f"this UNIT config describes a model of about {n / 1e6:,.0f} M parameters (base_channels="
+            f"{config.base_channels}, n_downsample={config.n_downsample}, n_res_blocks={config.n_res_blocks}, "
+            f"dis_channels={config.dis_channels}), more than the {MAX_PARAMETERS / 1e6:,.0f} M allowed; "
+            f"nothing was allocated")
 
 
 # Presets are data: overrides of the UNITConfig defaults (which are the paper's photo

@@ -23,15 +23,19 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .files import walk_files
+from .images import UnreadableImageError, open_image, read_image
 from .inference import match_channels
 
 SPLITS = ("train", "test")
@@ -155,8 +159,15 @@ def _mnist_cached(root_str: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     root = Path(root_str)
     npz = root / "mnist" / "mnist.npz"
     if npz.is_file():
-        with np.load(npz) as d:
-            return np.ascontiguousarray(d[f"x_{split}"], dtype=np.uint8), d[f"y_{split}"].astype(np.int64)
+        try:
+            with np.load(npz) as d:
+                x, y = np.ascontiguousarray(d[f"x_{split}"], dtype=np.uint8), d[f"y_{split}"].astype(np.int64)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"{npz} is truncated or damaged ({type(exc).__name__}: {exc}); replace it. "
+                             f"Expected: {_EXPECTED_LAYOUT['mnist']}") from None
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"{npz} holds x_{split} {x.shape} and y_{split} {y.shape}; expected [N, 28, 28] and [N]")
+        return x, y
     prefix = "train" if split == "train" else "t10k"
     raw = root / "MNIST" / "raw"
     images = _find(raw, f"{prefix}-images-idx3-ubyte")
@@ -211,14 +222,18 @@ def _parse_usps_text(lines, path: Path, libsvm: bool) -> tuple[np.ndarray, np.nd
 def _usps_cached(root_str: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     root = Path(root_str)
     text = root / "usps" / f"zip.{split}.gz"
-    if text.is_file():
-        with gzip.open(text, "rt") as f:
-            return _parse_usps_text(f, text, libsvm=False)
-    bz_name = "usps.bz2" if split == "train" else "usps.t.bz2"
-    for candidate in (root / "usps" / bz_name, root / bz_name):
-        if candidate.is_file():
-            with bz2.open(candidate, "rt") as f:
-                return _parse_usps_text(f, candidate, libsvm=True)
+    try:
+        if text.is_file():
+            with gzip.open(text, "rt") as f:
+                return _parse_usps_text(f, text, libsvm=False)
+        bz_name = "usps.bz2" if split == "train" else "usps.t.bz2"
+        for candidate in (root / "usps" / bz_name, root / bz_name):
+            if candidate.is_file():
+                with bz2.open(candidate, "rt") as f:
+                    return _parse_usps_text(f, candidate, libsvm=True)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise ValueError(f"USPS data under {root} is truncated or damaged ({type(exc).__name__}: {exc}); "
+                         f"replace it. Expected: {_EXPECTED_LAYOUT['usps']}") from None
     raise _missing("usps", root, [text, root / "usps" / bz_name, root / bz_name])
 
 
@@ -505,22 +520,6 @@ class EmojiDataset(ArrayImageDataset):
 # ----------------------------------------------------------------------------- folders
 
 
-def _pil_to_array(img: Image.Image, channels: int) -> np.ndarray:
-    """Any PIL image -> uint8 ``[H, W, channels]``; transparency composited on white."""
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
-    if has_alpha:
-        rgb = composite_on_white(np.asarray(img.convert("RGBA")))
-        img = Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), "RGB")
-    img = img.convert("L" if channels == 1 else "RGB")
-    arr = np.asarray(img)
-    return arr[..., None] if arr.ndim == 2 else arr
-
-
 class ImageFolderDataset(Dataset):
     """Unpaired training images from a folder (recursive): png, jpg, jpeg, webp, bmp.
 
@@ -553,23 +552,22 @@ class ImageFolderDataset(Dataset):
 
     def _scan(self) -> list[Path]:
         candidates, skipped = [], 0
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if path.suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("._"):
-                    candidates.append(path)
-                else:
-                    skipped += 1
+        for path in walk_files(self.root):  # no symlink loop, no FIFO
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("._"):
+                candidates.append(path)
+            else:
+                skipped += 1
         if skipped:
             warnings.warn(f"{self.root}: skipped {skipped} non-image file(s) "
                           f"(accepted extensions: {', '.join(IMAGE_EXTENSIONS)})")
         files = []
         for path in candidates:
             try:
-                with Image.open(path) as img:
+                with open_image(path) as img:  # refuses decompression bombs from the header
                     img.verify()
                 files.append(path)
+            except UnreadableImageError as err:
+                warnings.warn(f"skipping image: {err}")
             except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
                 warnings.warn(f"skipping unreadable image {path}: {err}")
         if not files:
@@ -584,10 +582,8 @@ class ImageFolderDataset(Dataset):
         """The image at ``index`` as float ``[C, size, size]`` in [-1, 1]."""
         path = self.files[index]
         try:
-            with Image.open(path) as img:
-                img.load()
-                arr = _pil_to_array(img, self.channels)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+            arr = read_image(path, self.channels)
+        except (OSError, ValueError) as err:
             raise OSError(f"cannot read image {path}: {err}") from err
         x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float().unsqueeze(0)
         h, w = x.shape[-2:]

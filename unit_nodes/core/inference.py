@@ -209,7 +209,7 @@ def translate(
     Large images are translated in overlapping, blended tiles (see ``tiling``): ``tile`` is
     the tile side in px, 'auto' (default: tiles only when the estimated memory of a
     whole-image pass exceeds the budget of ``tiling.auto_tile``) or None (never tile);
-    ``overlap`` is the blend width in px (default tile / 4); ``progress(done, total)`` is
+    ``overlap`` is the blend width in px (default tile / 4, at most 64); ``progress(done, total)`` is
     called after each tile of a tiled chunk (it may raise to cancel).
     """
     target = other_domain(source) if target is None else check_domain(target)

@@ -67,6 +67,17 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[in
     return starts
 
 
+def balanced_tile(length: int, tile: int, overlap: int, align: int = 1) -> int:
+    """The tile side (<= ``tile``, a multiple of ``align``) that covers ``length`` px with the
+    fewest tiles, spread evenly. Cutting ``tile``-sized tiles and pushing the last one back to
+    the border can make it overlap its neighbour by most of a tile, and every tile also computes
+    a halo: evening them out keeps the extra work to what the count of tiles requires."""
+    if tile >= length:
+        return length
+    count = -(-(length - overlap) // (tile - overlap))
+    return min(tile, _round_up(-(-(length + (count - 1) * overlap) // count), align))
+
+
 def ramp_window(size: int, ramp_before: int, ramp_after: int, device=None) -> torch.Tensor:
     """1-D weights: raised-cosine rise over ``ramp_before`` px, 1 inside, fall over ``ramp_after``.
 
@@ -121,6 +132,24 @@ def available_memory_bytes(device: torch.device | str) -> int:
     return int(min(avail * 0.25, 4 << 30))
 
 
+BUDGET_ENV = "UNIT_TILE_BUDGET_MB"
+
+
+def budget_from_environment() -> int | None:
+    """The memory budget in bytes that ``UNIT_TILE_BUDGET_MB`` sets, or None when it is unset."""
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = math.nan
+    if not math.isfinite(mb) or mb <= 0:
+        raise ValueError(f"the environment variable {BUDGET_ENV}={text!r} must be a positive number of "
+                         f"megabytes (e.g. 2048), or unset for an automatic budget")
+    return int(mb * (1 << 20))
+
+
 def auto_tile(
     config: UNITConfig,
     height: int,
@@ -139,8 +168,9 @@ def auto_tile(
     Override the budget with the environment variable UNIT_TILE_BUDGET_MB.
     """
     if memory_budget is None:
-        env = os.environ.get("UNIT_TILE_BUDGET_MB")
-        memory_budget = int(float(env) * (1 << 20)) if env else available_memory_bytes(device)
+        memory_budget = budget_from_environment()
+        if memory_budget is None:
+            memory_budget = available_memory_bytes(device)
     whole = estimate_translation_bytes(config, height, width, batch, dtype_bytes)
     too_many = max_pixels is not None and height * width > max_pixels
     if not too_many and whole <= memory_budget:
@@ -187,7 +217,7 @@ def tiled_map(
     if tile < 1 or overlap < 0 or overlap >= tile:
         raise ValueError(f"tile must be >= 1 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
     out_device = x.device if out_device is None else torch.device(out_device)
-    th, tw = min(tile, h), min(tile, w)
+    th, tw = balanced_tile(h, tile, overlap, align), balanced_tile(w, tile, overlap, align)
     ys, xs = tile_starts(h, th, overlap, align), tile_starts(w, tw, overlap, align)
     out = None
     weight_sum = torch.zeros(h * num // den, w * num // den, device=out_device)
@@ -287,11 +317,17 @@ def downscale_for_stats(x: torch.Tensor, max_side: int, align: int) -> torch.Ten
 NORM_STATS = ("tile", "global")
 
 
+# The halo already gives every tile the context it needs, so the blend only has to hide what
+# still differs between tiles (float rounding, instance-norm statistics): a narrow one does,
+# and every pixel of overlap is computed twice.
+MAX_DEFAULT_OVERLAP = 64
+
+
 def _check_tiling_args(tile: int, overlap: int | None, norm_stats: str, stride: int) -> tuple[int, int]:
     if not isinstance(tile, int) or tile < stride:
         raise ValueError(f"tile must be an integer >= the network stride {stride}, got {tile!r}")
     tile = _round_up(tile, stride)
-    overlap = tile // 4 if overlap is None else int(overlap)
+    overlap = min(tile // 4, MAX_DEFAULT_OVERLAP) if overlap is None else int(overlap)
     if overlap < 0 or overlap >= tile:
         raise ValueError(f"overlap must be in [0, tile) = [0, {tile}), got {overlap}")
     if norm_stats not in NORM_STATS:
@@ -327,8 +363,9 @@ def translate_tiled(
 ) -> torch.Tensor:
     """G_target(E_source(x)) tile by tile; same contract as ``inference.translate``.
 
-    ``tile``: core tile side in px (rounded up to the stride); ``overlap``: blend width
-    (default tile/4); ``context``: halo per side (default: the receptive radius);
+    ``tile``: core tile side in px (rounded up to the stride; tiles are evened out to cover the
+    image with as few as that size allows); ``overlap``: blend width (default tile/4, at most
+    64 px); ``context``: halo per side (default: the receptive radius);
     ``norm_stats``: 'global' normalises instance-norm layers with statistics of the whole
     image down-scaled to ``stats_size`` px, 'tile' with each tile's own.
     """

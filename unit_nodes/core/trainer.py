@@ -34,7 +34,9 @@ from .config import UNITConfig
 from .device import autocast_dtype, resolve_device
 from .losses import UNITObjective
 from .networks import UNIT
+from .files import remove_stale_temp_files
 from .weights import (
+    NonFiniteTensorsError,
     UNITWeightsError,
     base_metadata,
     check_format,
@@ -51,6 +53,60 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 # else (architecture, losses, weights) would make the checkpoint's parameters or objective
 # mean something other than what they were trained for.
 SCHEDULE_FIELDS = ("lr", "lr_policy", "lr_step_size", "lr_gamma", "total_steps")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss or the training state became NaN/Inf; nothing was saved over the last good checkpoint."""
+
+    def __init__(self, message: str, last_good_step: int | None):
+        super().__init__(message)
+        self.last_good_step = last_good_step
+
+
+def _generator_seed(value: int) -> int:
+    # torch generators take seeds in [0, 2**64); derived seeds of large user seeds wrap (small ones are unchanged)
+    return int(value) % 2**64
+
+
+def device_memory_bytes(device: torch.device) -> int | None:
+    """Total memory of ``device`` (the GPU's, or the machine's RAM for the CPU); None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_training_fits(config: UNITConfig, batch_size: int, device: str | torch.device | None = None) -> None:
+    """Refuse, before anything is allocated, a run whose memory need certainly exceeds the
+    device: weights, gradients and both Adam moments, plus the activations of both domains'
+    batches kept for the backward pass (an underestimate: the real need is higher)."""
+    from .config import parameter_estimate
+    from .tiling import estimate_translation_bytes
+
+    device = resolve_device(device)
+    total = device_memory_bytes(device)
+    if total is None:
+        return
+    side = config.image_size
+    need = 16 * parameter_estimate(config) + 2 * 2 * estimate_translation_bytes(config, side, side, batch_size)
+    if need > total:
+        raise ValueError(
+            f"training {config.image_size} px images in batches of {batch_size} with this model needs more than "
+            f"{need / 2**30:,.1f} GiB, and {device} has {total / 2**30:,.1f} GiB; lower the batch size, the image "
+            f"size or the model's channels")
+
+
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """The step a checkpoint file holds, from its header only; None when there is no readable one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return int((f.metadata() or {})["step"])
+    except Exception:  # missing, partial or foreign file: no checkpoint to speak of
+        return None
 
 
 class TranslatorPass(nn.Module):
@@ -195,7 +251,7 @@ class Trainer:
         self.rank = dist.get_rank() if self.distributed else 0
         self.world_size = dist.get_world_size() if self.distributed else 1
         self.noise = torch.Generator(device=self.device)
-        self.noise.manual_seed(self.seed * 1000 + self.rank)
+        self.noise.manual_seed(_generator_seed(self.seed * 1000 + self.rank))
 
         g_pass, d_pass = TranslatorPass(model), DiscriminatorPass(model)
         if self.distributed:
@@ -348,7 +404,7 @@ class Trainer:
         sampler = self.samplers.get(name)
         if sampler is None or sampler.size != size:
             offset = 0 if name == "a" else 1
-            sampler = EpochSampler(size, seed=self.seed * 7919 + offset * 104729 + self.rank * 15485863)
+            sampler = EpochSampler(size, seed=_generator_seed(self.seed * 7919 + offset * 104729 + self.rank * 15485863))
             self.samplers[name] = sampler
         return sampler
 
@@ -367,29 +423,54 @@ class Trainer:
         checkpoint_path: str | os.PathLike | None = None,
         checkpoint_every: int = 0,
     ) -> None:
-        """Train until ``self.step == steps``. ``callback`` runs after every step and may raise
-        to stop (a user's Cancel): a checkpoint of the last finished step is saved first."""
+        """Train until ``self.step == steps``.
+
+        ``callback`` runs after every step, at a step boundary, and may raise to stop (a user's
+        Cancel, an interrupt): the state of the last finished step is saved first. An exception
+        inside a step (divergence, out of memory, an unreadable data set) saves nothing: the state
+        is then part-way through an update, and the last checkpoint stays the good one. A run whose
+        losses or state become NaN/Inf raises :class:`TrainingDiverged` naming that checkpoint."""
         if steps < 0 or batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
         for name, ds in (("domain A", dataset_a), ("domain B", dataset_b)):
             if len(ds) == 0:
                 raise ValueError(f"{name} has no training images")
-        try:
-            while self.step < steps:
-                x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
+        while self.step < steps:
+            x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
+            try:
                 losses = self.train_step(x_a, x_b)
-                if checkpoint_path and checkpoint_every and self.step % checkpoint_every == 0:
-                    self.sync_buffers()
-                    self.save_checkpoint(checkpoint_path)
-                if callback is not None:
+            except FloatingPointError as exc:
+                raise self._diverged(str(exc), checkpoint_path) from exc
+            if checkpoint_path and checkpoint_every and self.step % checkpoint_every == 0:
+                self.sync_buffers()
+                self._save_finite(checkpoint_path)
+            if callback is not None:
+                try:
                     callback(StepReport(self.step, steps, losses, (x_a, x_b)))
-        except BaseException:
-            if checkpoint_path:
-                self.save_checkpoint(checkpoint_path)
-            raise
+                except BaseException:
+                    if checkpoint_path:
+                        self._save_finite(checkpoint_path)
+                    raise
         self.sync_buffers()
         if checkpoint_path:
-            self.save_checkpoint(checkpoint_path)
+            self._save_finite(checkpoint_path)
+
+    def _save_finite(self, path: str | os.PathLike) -> Path | None:
+        try:
+            return self.save_checkpoint(path)
+        except NonFiniteTensorsError as exc:
+            raise self._diverged(f"training diverged at step {self.step}: {exc}", path) from exc
+
+    def _diverged(self, what: str, checkpoint_path: str | os.PathLike | None) -> TrainingDiverged:
+        if checkpoint_path is None:
+            return TrainingDiverged(f"{what}. Lower the learning rate or use precision fp32.", None)
+        good = checkpoint_step(checkpoint_path)
+        if good is None:
+            where = f"no checkpoint was written to {checkpoint_path} (start again with a lower learning rate)"
+        else:
+            where = (f"{checkpoint_path} still holds the last good state, step {good}: resume from it "
+                     f"with a lower learning rate")
+        return TrainingDiverged(f"{what}. Nothing was saved over the checkpoint; {where}.", good)
 
     def sync_buffers(self) -> None:
         """Copy rank 0's buffers (BatchNorm statistics) to every rank.
@@ -424,9 +505,11 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------
     def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
-        """Atomically write the full training state (rank 0 only under DDP)."""
+        """Atomically write the full training state (rank 0 only under DDP). A state holding
+        NaN/Inf is refused (:class:`NonFiniteTensorsError`): it must not replace a good one."""
         if self.rank != 0:
             return None
+        remove_stale_temp_files(path)  # left by a save that was killed; the run folder's lock is ours
         m = self.model
         tensors = {}
         for part in ("enc", "gen", "dis"):
@@ -493,10 +576,11 @@ class Trainer:
             state = json.loads(meta["python_random"])
             random.setstate((state[0], tuple(state[1]), state[2]))
             self.scaler.load_state_dict(json.loads(meta["grad_scaler"]))
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError, RecursionError) as exc:
             if isinstance(exc, UNITWeightsError):
                 raise
-            raise UNITWeightsError(f"{path} is an incomplete or damaged checkpoint: {exc!r}") from exc
+            detail = "metadata nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+            raise UNITWeightsError(f"{path} is an incomplete or damaged checkpoint ({detail.splitlines()[0][:300]})") from None
         return self.step
 
     @classmethod

@@ -26,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ConfigError, UNITConfig
+from .files import regular_file
 from .networks import UNIT
 
 FORMAT_NAME = "unit-nodes"
@@ -36,6 +37,16 @@ CONFIG_FILE = "config.json"
 
 class UNITWeightsError(ValueError):
     """A weights or checkpoint file cannot be used; the message names the file and why."""
+
+
+class NonFiniteTensorsError(UNITWeightsError):
+    """Tensors hold NaN or Inf (a diverged training): never written over good files, never loaded."""
+
+
+def non_finite_tensors(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors that hold a NaN or an Inf."""
+    return [name for name, t in tensors.items()
+            if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all())]
 
 
 # --- atomic files -----------------------------------------------------------------
@@ -135,6 +146,12 @@ def load_untied_state_dict(module: torch.nn.Module, tensors: dict[str, torch.Ten
         raise UNITWeightsError(
             f"{source}: tensors do not match the architecture in its config: {'; '.join(parts)}"
         )
+    bad = non_finite_tensors(tensors)
+    if bad:
+        raise NonFiniteTensorsError(
+            f"{source}: {len(bad)} tensor(s) hold NaN or Inf values, e.g. {bad[:3]} (saved from a diverged "
+            f"training?); such weights only give black or garbage images, so they are not loaded"
+        )
     full = {}
     for canonical, aliases in groups.items():
         full[canonical] = tensors[canonical]
@@ -153,10 +170,12 @@ def load_untied_state_dict(module: torch.nn.Module, tensors: dict[str, torch.Ten
 # --- reading files safely --------------------------------------------------------
 def _sniff(path: Path) -> None:
     """Clear errors for files that are not safetensors at all, before the parser sees them."""
-    if not path.exists():
-        raise FileNotFoundError(f"weights file not found: {path}")
     if path.is_dir():
         raise UNITWeightsError(f"{path} is a folder, expected a .safetensors file")
+    try:
+        regular_file(path, "weights file")
+    except ValueError as exc:  # a FIFO would block the read below forever
+        raise UNITWeightsError(str(exc)) from None
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(9)
@@ -193,7 +212,13 @@ def read_safetensors(path: str | os.PathLike, device: str = "cpu") -> tuple[dict
 
 
 def write_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Atomically write ``tensors``; refuses NaN/Inf, so a diverged state never replaces a good file."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    bad = non_finite_tensors(tensors)
+    if bad:
+        raise NonFiniteTensorsError(
+            f"not writing {path}: {len(bad)} tensor(s) hold NaN or Inf values, e.g. {bad[:3]}"
+        )
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
@@ -344,22 +369,41 @@ def bundled_pairs() -> dict[str, Path]:
     return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / MODEL_FILE).is_file()}
 
 
+HUB_PREFIX = "hf:"
+
+
+def resolve_hub(
+    repo_id: str,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    models_dirs: list[str | os.PathLike] | None = None,
+) -> Path:
+    """The local .safetensors file of the Hub repo ``repo_id`` ('org/name'), cached or
+    downloaded. A repo id is only ever a repo id: it is never looked up as a local path."""
+    from .hub import check_repo_id, download
+
+    return download(check_repo_id(repo_id), revision=revision, subfolder=subfolder, models_dirs=models_dirs)
+
+
 def resolve(
     spec: str | os.PathLike,
     revision: str | None = None,
     subfolder: str | None = None,
     models_dirs: list[str | os.PathLike] | None = None,
 ) -> Path:
-    """The local .safetensors file that ``spec`` names, in this order: an existing folder,
-    an existing .safetensors file, a name in ``models_dirs`` (e.g. ComfyUI's models/unit),
-    a bundled pair, then a Hugging Face Hub repo ``org/name`` (see ``hub.download``)."""
+    """The local .safetensors file that ``spec`` names. ``hf:org/name`` is always the Hub repo;
+    otherwise, in this order: an existing folder or file, a name in ``models_dirs`` (e.g.
+    ComfyUI's models/unit), a bundled pair, then a Hub repo ``org/name`` (see ``hub.download``).
+    Callers that take a Hub id from someone else (the Load node) use :func:`resolve_hub`."""
     spec_str = str(spec).strip()
     if not spec_str:
         raise ValueError("no model given: pass a folder, a .safetensors file, a bundled pair name or a Hub repo id")
+    if spec_str.startswith(HUB_PREFIX):
+        return resolve_hub(spec_str[len(HUB_PREFIX):], revision=revision, subfolder=subfolder, models_dirs=models_dirs)
     path = Path(spec_str).expanduser()
     if path.is_dir():
         return model_file(path)
-    if path.is_file():
+    if os.path.lexists(path):  # a file, or something that is not one (FIFO, link loop): _sniff says which
         return path
     for root in models_dirs or []:
         for candidate in (Path(root) / spec_str, Path(root) / f"{spec_str}.safetensors"):
@@ -371,11 +415,9 @@ def resolve(
     if spec_str in pairs:
         return pairs[spec_str] / MODEL_FILE
     if spec_str.count("/") == 1 and not path.suffix and not spec_str.startswith((".", "/", "~")):
-        from .hub import download
-
-        return download(spec_str, revision=revision, subfolder=subfolder, models_dirs=models_dirs)
+        return resolve_hub(spec_str, revision=revision, subfolder=subfolder, models_dirs=models_dirs)
     raise FileNotFoundError(
         f"no model found for {spec_str!r}: not an existing folder or .safetensors file, not a name in "
         f"{[str(d) for d in models_dirs or []]}, not a bundled pair ({sorted(pairs) or 'none installed'}), "
-        f"and not a Hub repo id of the form 'org/name'"
+        f"and not a Hub repo id of the form 'org/name' (write hf:org/name to mean the Hub)"
     )

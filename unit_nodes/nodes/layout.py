@@ -6,7 +6,9 @@ ComfyUI's IMAGE is float [B, H, W, C] in 0..1 (C = 3, sometimes 1 or 4); the cor
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import torch
 
@@ -81,3 +83,52 @@ def check_save_name(name: str) -> str:
     if "/" in name or "\\" in name or ".." in name or not _SAVE_NAME.match(name):
         raise ValueError(f"save name {name!r} is not allowed: use {SAVE_NAME_RULE}")
     return name
+
+
+# --- which folders Train UNIT may read ----------------------------------------------------
+TRAIN_ROOTS_ENV = "UNIT_TRAIN_ROOTS"
+
+
+def training_roots(input_dir: str | os.PathLike, environ=os.environ) -> list[Path]:
+    """The folders Train UNIT may read images from: ComfyUI's input directory, plus the
+    absolute folders the server's operator lists in ``UNIT_TRAIN_ROOTS`` (os.pathsep-separated).
+    Anyone who can reach the server can queue a training, so it must not read (and preview)
+    any folder of the machine."""
+    roots = [Path(os.path.realpath(input_dir))]
+    for item in environ.get(TRAIN_ROOTS_ENV, "").split(os.pathsep):
+        item = item.strip()
+        if not item:
+            continue
+        if not os.path.isabs(item):
+            raise ValueError(f"{TRAIN_ROOTS_ENV} lists {item!r}, which is not an absolute folder path")
+        roots.append(Path(os.path.realpath(item)))
+    return roots
+
+
+def within(path: str | os.PathLike, roots: list[Path]) -> bool:
+    """Whether ``path`` (symlinks and '..' resolved) lies inside one of ``roots``."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, str(root)]) == str(root) for root in roots)
+
+
+def training_folder(value: str, what: str, input_dir: str | os.PathLike, environ=os.environ) -> Path:
+    """The folder a Train UNIT input names: relative to ComfyUI's input directory, or absolute;
+    either way it must lie (once resolved) inside :func:`training_roots`."""
+    text = str(value or "").strip()
+    if not text:
+        raise ValueError(f"{what} is empty: give a subfolder of ComfyUI's input directory")
+    # Reserved example-set names (bundled with the pack) are resolved by the caller before this rule.
+    roots = training_roots(input_dir, environ)
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        path = Path(input_dir) / path
+    if not within(path, roots):
+        extra = [str(r) for r in roots[1:]]
+        raise ValueError(
+            f"{what} {text!r} is outside ComfyUI's input directory ({input_dir}); Train UNIT reads only folders "
+            f"there and under the folders the server's operator lists in {TRAIN_ROOTS_ENV} "
+            f"({', '.join(extra) if extra else 'none set'})")
+    if not path.is_dir():
+        raise ValueError(f"{what} {text!r} is not a folder: looked for {path} "
+                         f"(a subfolder of ComfyUI's input directory)")
+    return path

@@ -27,7 +27,7 @@ from comfy import model_management
 
 from ..core.networks import UNIT
 from ..core.trainer import CHECKPOINT_FILE
-from ..core.weights import MODEL_FILE, bundled_pairs, load_model, resolve
+from ..core.weights import MODEL_FILE, bundled_pairs, load_model, resolve_hub
 
 FOLDER = "unit"
 EXTENSIONS = {".safetensors"}
@@ -92,9 +92,12 @@ def find_model_file(name: str, hub_repo: str = "", revision: str = "", subfolder
     """The .safetensors file for the dropdown's ``name``, or for ``hub_repo`` when one is given."""
     hub_repo = (hub_repo or "").strip()
     if hub_repo:
+        # Only ever the Hub: a repo id that happens to name a local folder ('loc/..') must not
+        # let a client of the server load files from the server's disk.
         if hub_repo.count("/") != 1 or hub_repo.startswith(("/", ".", "~")):
             raise ValueError(f"hub_repo {hub_repo!r} is not a Hugging Face repo id of the form 'org/name'")
-        return resolve(hub_repo, revision=revision.strip() or None, subfolder=subfolder.strip() or None, models_dirs=[])
+        return resolve_hub(hub_repo, revision=revision.strip() or None, subfolder=subfolder.strip() or None,
+                           models_dirs=[])
     name = (name or "").strip()
     if not name or name == NO_MODELS:
         raise ValueError(

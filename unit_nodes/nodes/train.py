@@ -15,11 +15,12 @@ from comfy_api.v0_0_2 import io
 from ..core.config import PRESET_TRAINING, PRESETS, ConfigError, preset
 from ..core.progress import StepTimer
 from ..core.data import ImageFolderDataset
+from ..core.files import RunLock, remove_stale_temp_files
 from ..core.networks import UNIT
-from ..core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer
-from ..core.weights import MODEL_FILE, load_model, save_model
+from ..core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, check_training_fits
+from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, save_model
 from . import models
-from .layout import check_save_name, image_to_pil, preview_rows_to_image
+from .layout import check_save_name, image_to_pil, preview_rows_to_image, training_folder, training_roots, within
 from .sockets import CATEGORY, SEED_MAX, UNITModel
 
 CHECKPOINT_EVERY = 500  # steps between crash-safety checkpoints (Cancel always saves one)
@@ -31,17 +32,8 @@ RESUME_FREE_FIELDS = {*SCHEDULE_FIELDS, "extra"}
 
 
 def resolve_folder(value: str, what: str) -> Path:
-    """A subfolder of ComfyUI's input directory, or an absolute folder."""
-    text = str(value or "").strip()
-    if not text:
-        raise ValueError(f"{what} is empty: give a subfolder of ComfyUI's input directory or an absolute folder path")
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        path = Path(folder_paths.get_input_directory()) / path
-    if not path.is_dir():
-        raise ValueError(f"{what} {text!r} is not a folder: looked for {path} "
-                         f"(a subfolder of ComfyUI's input directory, or an absolute path)")
-    return path
+    """A subfolder of ComfyUI's input directory, or a folder under the operator's UNIT_TRAIN_ROOTS."""
+    return training_folder(value, what, folder_paths.get_input_directory())
 
 
 # Bundled example training sets, chosen by name in folder_a / folder_b. The names are a closed
@@ -106,6 +98,21 @@ def new_model(cfg, init_model, seed: int) -> UNIT:
     return model
 
 
+def _dataset_within_roots(folder: Path, what: str, size: int, channels: int) -> ImageFolderDataset:
+    """The folder's images, without those a symlink brings in from outside the allowed roots."""
+    dataset = ImageFolderDataset(folder, size=size, channels=channels)
+    if folder in EXAMPLE_FOLDERS.values():  # the pack's own example sets, chosen by name
+        return dataset
+    roots = training_roots(folder_paths.get_input_directory())
+    inside = [f for f in dataset.files if within(f, roots)]
+    if len(inside) < len(dataset.files):
+        if not inside:
+            raise ValueError(f"{what}: every image in {folder} is a link to a file outside the folders Train UNIT "
+                             f"may read")
+        dataset.files = inside
+    return dataset
+
+
 def show_progress_text(node_id, text: str, shown: dict, every_s: float = 1.0) -> None:
     """Steps, seconds per step and time left under the node, at most once a second."""
     import time
@@ -136,10 +143,10 @@ class TrainUNIT(io.ComfyNode):
                         "the node shows seconds per step and the time left while it runs.",
             inputs=[
                 io.String.Input("folder_a", default="examples/emoji-google",
-                                tooltip="Images of domain A: a subfolder of ComfyUI's input directory or an absolute "
-                                        "folder (searched recursively for png/jpg/jpeg/webp/bmp). The name "
-                                        "examples/emoji-google or examples/emoji-twitter picks a small example set "
-                                        "bundled with the pack (32 emoji of one style)."),
+                                tooltip="Images of domain A: a subfolder of ComfyUI's input directory (or a folder under "
+                                        "one the server lists in UNIT_TRAIN_ROOTS), searched recursively for "
+                                        "png/jpg/jpeg/webp/bmp. The name examples/emoji-google or examples/emoji-twitter "
+                                        "picks a small example set bundled with the pack (32 emoji of one style)."),
                 io.String.Input("folder_b", default="examples/emoji-twitter",
                                 tooltip="Images of domain B, like folder_a; the two sets need not be paired."),
                 io.String.Input("save_name", default="my-unit-model",
@@ -203,10 +210,16 @@ class TrainUNIT(io.ComfyNode):
                              f"choose another save_name")
         cfg = requested_config(preset, image_size, channels, learning_rate, steps, init_model, cycle)
         device = model_management.get_torch_device()
+        check_training_fits(cfg, int(batch_size), device)
 
         # ComfyUI runs nodes under inference_mode; training needs autograd. fork_rng keeps the
         # process-wide RNG of other nodes untouched by the seeding and the checkpoint's state.
-        with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
+        # RunLock: one training per run folder (RunFolderBusy, a ValueError, names the other one).
+        out.mkdir(parents=True, exist_ok=True)
+        with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]), \
+                RunLock(out, command=f"ComfyUI Train UNIT ({name})"):
+            for leftover in (CHECKPOINT_FILE, MODEL_FILE, CONFIG_FILE):  # of a save that was killed
+                remove_stale_temp_files(out / leftover)
             if ckpt.exists():
                 trainer = Trainer.from_checkpoint(ckpt, device=device, seed=int(seed))
                 diff = config_differences(trainer.config, cfg)
@@ -218,8 +231,8 @@ class TrainUNIT(io.ComfyNode):
                 cfg = trainer.config
             else:
                 trainer = Trainer(new_model(cfg, init_model, seed), device=device, seed=int(seed))
-            ds_a = ImageFolderDataset(dir_a, size=cfg.image_size, channels=cfg.channels_a)
-            ds_b = ImageFolderDataset(dir_b, size=cfg.image_size, channels=cfg.channels_b)
+            ds_a = _dataset_within_roots(dir_a, "folder_a", cfg.image_size, cfg.channels_a)
+            ds_b = _dataset_within_roots(dir_b, "folder_b", cfg.image_size, cfg.channels_b)
 
             bar = ProgressBar(int(steps))
             bar.update_absolute(min(trainer.step, int(steps)), int(steps))
