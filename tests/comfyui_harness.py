@@ -59,6 +59,19 @@ class ComfyUIExecutionError(ComfyUIError):
         self.history_entry = history_entry
 
 
+def execution_error(server, prompt: dict, timeout: float = 120) -> dict:
+    """Run ``prompt``, which must fail while executing; returns ComfyUI's execution_error message
+    (node id, exception type and message). Raises AssertionError if the prompt ran through."""
+    try:
+        server.run(prompt, timeout=timeout)
+    except ComfyUIExecutionError as exc:
+        for kind, info in exc.history_entry["status"]["messages"]:
+            if kind == "execution_error":
+                return info
+        raise AssertionError(f"no execution_error in {exc.history_entry['status']}") from exc
+    raise AssertionError("the prompt ran without an execution error")
+
+
 def configured_comfyui_dir() -> Path | None:
     """The ComfyUI folder the tests should use, or None when none is configured.
 

@@ -31,6 +31,8 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from comfyui_harness import execution_error
+
 from unit_nodes import cli
 from unit_nodes.core import data
 from unit_nodes.core.config import ConfigError, UNITConfig, parameter_estimate, preset
@@ -688,17 +690,6 @@ def server(comfyui_server):
     return comfyui_server
 
 
-def node_error(server, prompt: dict) -> dict:
-    from comfyui_harness import ComfyUIExecutionError
-
-    with pytest.raises(ComfyUIExecutionError) as caught:
-        server.run(prompt, timeout=120)
-    for kind, info in caught.value.history_entry["status"]["messages"]:
-        if kind == "execution_error":
-            return info
-    raise AssertionError(f"no execution_error in {caught.value.history_entry['status']}")
-
-
 def train_prompt(folder_a: str, folder_b: str, save_name: str) -> dict:
     return {
         "1": {"class_type": "UNITTrain", "inputs": {
@@ -713,7 +704,7 @@ def train_prompt(folder_a: str, folder_b: str, save_name: str) -> dict:
 def test_the_train_node_reads_no_folder_outside_the_input_directory(server, tmp_path):
     outside = gray_pngs(tmp_path / "private", 2)
     for value in (str(outside), "bad_inputs/../../../../" + str(outside).lstrip("/")):
-        error = node_error(server, train_prompt(value, "bad_inputs/B", "outside-run"))
+        error = execution_error(server, train_prompt(value, "bad_inputs/B", "outside-run"))
         assert error["node_type"] == "UNITTrain" and error["exception_type"] == "ValueError"
         assert "outside ComfyUI's input directory" in error["exception_message"]
     assert not (server.models_dir / "unit" / "outside-run").exists()
@@ -724,7 +715,7 @@ def test_the_train_node_refuses_a_run_folder_another_training_holds(server):
     folder = server.models_dir / "unit" / "locked-run"
     folder.mkdir(parents=True)
     with RunLock(folder):  # this test process stands for a CLI training into the node's folder
-        error = node_error(server, train_prompt("bad_inputs/A", "bad_inputs/B", "locked-run"))
+        error = execution_error(server, train_prompt("bad_inputs/A", "bad_inputs/B", "locked-run"))
         assert error["exception_type"].endswith("RunFolderBusy")
         assert f"pid {os.getpid()} on host {socket.gethostname()}" in error["exception_message"]
     assert not (folder / "checkpoint.safetensors").exists()
@@ -740,6 +731,6 @@ def test_the_load_node_never_takes_a_hub_repo_for_a_local_path(server):
                                                         "mode": "mean", "seed": 0}},
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
     }
-    error = node_error(server, prompt)
+    error = execution_error(server, prompt)
     assert error["node_type"] == "UNITLoadModel"
     assert "is not a Hugging Face repo id" in error["exception_message"]

@@ -21,7 +21,7 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_harness import ComfyUIExecutionError, ComfyUIPromptError
+from comfyui_harness import ComfyUIPromptError, execution_error
 from unit_nodes.core import inference
 from unit_nodes.core.config import preset
 from unit_nodes.core.networks import UNIT
@@ -110,15 +110,6 @@ def saved_images(server, entry: dict, node_id: str) -> list[Image.Image]:
 
 def as_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
-
-
-def execution_error(server, workflow: dict) -> dict:
-    with pytest.raises(ComfyUIExecutionError) as caught:
-        server.run(workflow, timeout=120)
-    for kind, data in caught.value.history_entry["status"]["messages"]:
-        if kind == "execution_error":
-            return data
-    raise AssertionError(f"no execution_error in {caught.value.history_entry['status']}")
 
 
 def translate_graph(image_node: dict, model: str = TINY_RGB, prefix: str = "unit/t") -> dict:
