@@ -201,14 +201,14 @@ def _train_locked(args, out: Path) -> int:
     import torch
 
     from .core import data
-    from .core.config import preset
+    from .core.config import PAPER_TRAINING, PRESET_TRAINING, preset, preset_training
     from .core.device import resolve_device
     from .core.files import remove_stale_temp_files
     from .core.images import save_pil
     from .core.networks import UNIT
     from .core.trainer import (CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, TrainingDiverged, check_training_fits,
                                checkpoint_step)
-    from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, resolve, save_model
+    from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, resolve, save_model
 
     ckpt = out / CHECKPOINT_FILE
     if ckpt.exists() and not args.resume:
@@ -218,8 +218,6 @@ def _train_locked(args, out: Path) -> int:
     if int(os.environ.get("RANK", "0")) == 0:  # the lock holder: no other process writes here
         for name in (CHECKPOINT_FILE, MODEL_FILE, CONFIG_FILE):  # left by a save that was killed
             remove_stale_temp_files(out / name)
-    from .core.config import PAPER_TRAINING, PRESET_TRAINING, preset_training
-    from .core.weights import read_config
 
     saved = read_config(ckpt) if args.resume else None
     # a resumed run keeps its own preset's batch size and its own horizon unless told otherwise

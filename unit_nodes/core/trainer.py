@@ -271,6 +271,10 @@ class Trainer:
         ema.to(self.device).requires_grad_(False).eval()
         if self.channels_last:
             ema.to(memory_format=torch.channels_last)
+        # the parameter lists the per-step update walks, built once (.to() and load_state_dict
+        # update parameters in place, so these stay the model's own)
+        self._ema_params = list(ema.translator_parameters())
+        self._raw_params = list(self.model.translator_parameters())
         return ema
 
     @torch.no_grad()
@@ -280,8 +284,7 @@ class Trainer:
         # The usual warm-up (TensorFlow's num_updates): early on the average forgets faster, so
         # a short run is not dragged back towards its random initialisation.
         decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        ema_params = list(self.ema.translator_parameters())
-        torch._foreach_lerp_(ema_params, list(self.model.translator_parameters()), 1.0 - decay)
+        torch._foreach_lerp_(self._ema_params, self._raw_params, 1.0 - decay)
         for part in ("enc", "gen"):
             for b_ema, b in zip(getattr(self.ema, part).buffers(), getattr(self.model, part).buffers()):
                 b_ema.copy_(b)

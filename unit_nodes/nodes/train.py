@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import folder_paths
@@ -115,8 +116,6 @@ def _dataset_within_roots(folder: Path, what: str, size: int, channels: int) -> 
 
 def show_progress_text(node_id, text: str, shown: dict, every_s: float = 1.0) -> None:
     """Steps, seconds per step and time left under the node, at most once a second."""
-    import time
-
     now = time.monotonic()
     if node_id is None or now - shown["at"] < every_s:
         return
