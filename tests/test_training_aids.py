@@ -156,3 +156,39 @@ def test_identity_anchor_adds_its_weighted_l1_and_is_off_by_default():
     assert torch.allclose(anchored - base, 5.0 * (l1(f["x_ab"], x_a) + l1(f["x_ba"], x_b)))
     with pytest.raises(ConfigError, match="lambda_identity"):
         tiny_config(lambda_identity=-1.0)
+
+
+def test_mirrored_init_starts_translation_as_reconstruction_with_untied_copies():
+    torch.manual_seed(0)
+    assert UNITConfig().mirrored_init is False  # the paper: independent initialisation
+    model = UNIT(tiny_config(mirrored_init=True)).eval()
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.translate(x, "a"), model.decode(model.encode(x, "a"), "a"))
+    # values were copied, not tied: a step on B's private layers leaves A's alone
+    w_a, w_b = model.gen["a"].private[-1][1].weight, model.gen["b"].private[-1][1].weight
+    assert w_a is not w_b and torch.equal(w_a, w_b)
+    with torch.no_grad():
+        w_b.add_(1.0)
+    assert not torch.equal(w_a, w_b)
+    # the independent default draws different private layers
+    torch.manual_seed(0)
+    plain = UNIT(tiny_config()).eval()
+    with torch.no_grad():
+        assert not torch.equal(plain.translate(x, "a"), plain.decode(plain.encode(x, "a"), "a"))
+
+
+def test_mirrored_init_copies_what_fits_when_the_channel_counts_differ():
+    model = UNIT(tiny_config(channels_b=3, mirrored_init=True))
+    first_a, first_b = model.enc["a"].private[0][1].weight, model.enc["b"].private[0][1].weight
+    assert first_a.shape != first_b.shape  # the image-side conv cannot be copied
+    assert torch.equal(model.enc["a"].private[1][1].weight, model.enc["b"].private[1][1].weight)
+
+
+def test_set_reads_true_and_false_for_switches():
+    from unit_nodes.cli import UserError, _parse_overrides
+
+    assert _parse_overrides(["mirrored_init=true", "ema_decay=0.5"]) == {"mirrored_init": True, "ema_decay": 0.5}
+    assert _parse_overrides(["mirrored_init=No"]) == {"mirrored_init": False}
+    with pytest.raises(UserError, match="mirrored_init.*'maybe'"):
+        _parse_overrides(["mirrored_init=maybe"])

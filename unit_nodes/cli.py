@@ -84,10 +84,18 @@ def _parse_overrides(items: list[str]) -> dict:
             raise UserError(f"--set: unknown config field {key!r}; known: {sorted(types)}")
         kind = str(types[key])
         try:
-            out[key] = int(value) if kind == "int" else float(value) if kind == "float" else value
+            if kind == "bool":
+                if value.lower() not in BOOL_WORDS:
+                    raise ValueError(value)
+                out[key] = BOOL_WORDS[value.lower()]
+            else:
+                out[key] = int(value) if kind == "int" else float(value) if kind == "float" else value
         except ValueError:
             raise UserError(f"--set {key}: {value!r} is not a valid {kind}") from None
     return out
+
+
+BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _natural_channels(spec: str) -> int | None:

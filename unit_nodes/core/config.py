@@ -84,6 +84,11 @@ class UNITConfig:
     # the discriminators catch up. 0 is the paper; keep it 0 when colours must change
     # (MNIST -> MNIST-M).
     lambda_identity: float = 0.0
+    # Start E_b's and G_b's private layers as copies of E_a's and G_a's (where the shapes
+    # match), so that a translation G_b(E_a(x)) starts out as the reconstruction G_a(E_a(x))
+    # and the two decoders read the shared code the same way from step 0. Nothing is tied:
+    # the copies train apart from there. False is the paper (independent initialisation).
+    mirrored_init: bool = False
 
     preset: str = ""  # informational: which preset this config started from
 
@@ -295,6 +300,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
+                                      mirrored_init=False,
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")

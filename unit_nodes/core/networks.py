@@ -211,6 +211,19 @@ def init_weights(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+@torch.no_grad()
+def mirror_private_layers(model: "UNIT") -> None:
+    """Copy E_a's and G_a's private parameters into E_b and G_b wherever the shapes match
+    (all of them when both domains have the same channel count; otherwise all but the
+    image-side convolution). The copies are values, not shared tensors."""
+    for part in (model.enc, model.gen):
+        source = part["a"].private.state_dict()
+        target = part["b"].private.state_dict()
+        for name, value in target.items():
+            if name in source and source[name].shape == value.shape:
+                value.copy_(source[name])
+
+
 class UNIT(nn.Module):
     """Two coupled VAEs (E_a, G_a), (E_b, G_b) over one shared latent space, and their critics.
 
@@ -230,6 +243,8 @@ class UNIT(nn.Module):
         self.gen = nn.ModuleDict({d: Generator(config.channels(d), config, shared_gen) for d in DOMAINS})
         init_weights(self.enc)
         init_weights(self.gen)
+        if config.mirrored_init:
+            mirror_private_layers(self)
         self.dis: nn.ModuleDict | None = None
         if discriminators:
             self.attach_discriminators()
