@@ -174,3 +174,16 @@ def test_cli_errors_are_clear(tmp_path):
     assert proc.returncode == 0
     for option in ("--domain-a", "--domain-b", "--out", "--preset", "--size", "--steps", "--resume"):
         assert option in proc.stdout
+
+
+def test_resume_takes_the_runs_seed_from_the_checkpoint(tmp_path):
+    # the data order of a resumed run must not depend on the seed its resumer happened to pass
+    a, b = shapes_and_inversions(8)
+    first = Trainer(UNIT(tiny_config()), device="cpu", seed=3)
+    first.train_step(a[:2], b[:2])
+    first.save_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed = Trainer(UNIT(tiny_config()), device="cpu", seed=99)
+    resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
+    assert resumed.seed == 3
+    fresh = Trainer(UNIT(tiny_config()), device="cpu", seed=3)
+    assert resumed._sampler("a", 8).order.tolist() == fresh._sampler("a", 8).order.tolist()

@@ -12,7 +12,8 @@ from tiny import TensorImages, shapes_and_inversions, tiny_config
 from unit_nodes.core import weights
 from unit_nodes.core.networks import UNIT
 from unit_nodes.core.trainer import Trainer
-from unit_nodes.core.weights import (UNITWeightsError, load_model, read_config, resolve, save_model)
+from unit_nodes.core.sources import resolve
+from unit_nodes.core.weights import UNITWeightsError, load_model, read_config, save_model
 
 
 def _params(model):

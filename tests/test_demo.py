@@ -14,7 +14,8 @@ from PIL import Image
 
 from tiny import tiny_config
 from unit_nodes.core.networks import UNIT
-from unit_nodes.core.weights import bundled_pairs, save_model
+from unit_nodes.core.sources import bundled_pairs
+from unit_nodes.core.weights import save_model
 from unit_nodes.demo import pair_grid
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -100,7 +100,7 @@ def client(hub, spec: str, revision: str | None = None, subfolder: str | None = 
                HF_HUB_OFFLINE="1" if offline else "0", HF_HUB_DISABLE_XET="1", PYTHONPATH=str(ROOT))
     code = (
         "import json, sys\n"
-        "from unit_nodes.core.weights import resolve\n"
+        "from unit_nodes.core.sources import resolve\n"
         "try:\n"
         f"    print(json.dumps({{'path': str(resolve({spec!r}, revision={revision!r}, subfolder={subfolder!r}))}}))\n"
         "except FileNotFoundError as e:\n"

@@ -50,7 +50,8 @@ def test_usps_at_16px_is_translated_far_better_at_the_training_scale():
     40 % vs 87 %)."""
     from unit_nodes.tools.classifier import accuracy, load_classifier
     from unit_nodes.core.data import DigitDataset
-    from unit_nodes.core.weights import load_model, resolve
+    from unit_nodes.core.sources import resolve
+    from unit_nodes.core.weights import load_model
 
     model = load_model(resolve("mnist-usps"), discriminators=False)
     usps = DigitDataset("usps", "test", size=16, limit=400)

@@ -216,7 +216,8 @@ def _train_locked(args, out: Path) -> int:
     from .core.networks import UNIT
     from .core.trainer import (CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, TrainingDiverged, check_training_fits,
                                checkpoint_step)
-    from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, resolve, save_model
+    from .core.sources import resolve
+    from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
 
     ckpt = out / CHECKPOINT_FILE
     if ckpt.exists() and not args.resume:
@@ -421,7 +422,8 @@ def run_translate(args) -> int:
     from .core.device import resolve_device
     from .core.images import image_inputs, load_image, output_names, save_image
     from .core.inference import scale_warning, translate
-    from .core.weights import load_model, resolve
+    from .core.sources import resolve
+    from .core.weights import load_model
 
     _check_seed(args.seed)
     if args.tile < 0:

@@ -84,7 +84,7 @@ def add_cli(sub) -> None:
 def run_demo(args) -> int:
     from .core.device import resolve_device
     from .core.images import save_pil
-    from .core.weights import bundled_pairs
+    from .core.sources import bundled_pairs
 
     pairs = bundled_pairs()
     if not pairs:

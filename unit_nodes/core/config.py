@@ -143,7 +143,7 @@ class UNITConfig:
                      "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
-        need(isinstance(self.ema_decay, (int, float)) and 0 <= self.ema_decay < 1, "ema_decay",
+        need(0 <= self.ema_decay < 1, "ema_decay",
              "must be in [0, 1) (0 disables the moving average)")
         try:
             from .augment import parse_policy

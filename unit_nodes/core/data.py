@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from .files import walk_files
 from .images import UnreadableImageError, open_image, read_image
-from .inference import match_channels
+from .tensors import match_channels
 
 SPLITS = ("train", "test")
 DIGIT_DOMAINS = ("mnist", "usps", "mnistm")

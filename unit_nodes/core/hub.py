@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .weights import CONFIG_FILE, MODEL_FILE
+from .weights import BUNDLED_DIR, CONFIG_FILE, MODEL_FILE, atomic_write_text, save_model
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -39,8 +39,6 @@ def check_repo_id(repo_id: str) -> str:
 def manual_folder(repo_id: str, models_dirs: Sequence[str | os.PathLike] | None = None) -> Path:
     """Where a user can put a repo's files by hand so that the resolver finds them by name:
     the first models folder (ComfyUI's models/unit) or else the bundled weights/ folder."""
-    from .weights import BUNDLED_DIR
-
     root = Path(models_dirs[0]) if models_dirs else BUNDLED_DIR
     return root / repo_id.split("/", 1)[1]
 
@@ -175,7 +173,8 @@ def model_card(
         "```",
         "",
         "```python",
-        "from unit_nodes.core.weights import load_model, resolve",
+        "from unit_nodes.core.sources import resolve",
+        "from unit_nodes.core.weights import load_model",
         "from unit_nodes.core.inference import translate",
         "model = load_model(resolve('org/repo', revision='<commit sha>'))",
         "y = translate(model, x, 'a', 'b')  # x: [B, C, H, W] in [-1, 1]",
@@ -203,8 +202,6 @@ def export_for_hub(
     (the ``save_pretrained`` of unit-nodes): ``model.safetensors`` (inference-only unless
     ``include_discriminators``), ``config.json`` and ``README.md`` (``card``, or one built by
     :func:`model_card` from ``card_fields``). Returns the folder."""
-    from .weights import atomic_write_text, save_model
-
     folder = Path(folder).expanduser()
     if folder.suffix == ".safetensors":
         raise ValueError(f"export_for_hub writes a folder, got a file name {folder}")

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from . import tiling
 from .networks import UNIT, check_domain, other_domain, pad_to_multiple
+from .tensors import match_channels, model_device_dtype, to_model_range, to_unit_range
 
 TileArg = int | str | None  # a tile side in px, 'auto' (tile only when too big) or None (never)
 
@@ -47,22 +48,6 @@ class SharedLatent:
         return SharedLatent(self.code.to(device), self.source, self.image_size)
 
 
-def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    c = x.shape[1]
-    if c == channels:
-        return x
-    if c == 4:  # alpha carries no colour; callers composite first if they care
-        x, c = x[:, :3], 3
-        if channels == 3:
-            return x
-    if c == 3 and channels == 1:
-        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return (x * w).sum(1, keepdim=True)
-    if c == 1 and channels == 3:
-        return x.expand(-1, 3, -1, -1)
-    raise ValueError(f"images have {x.shape[1]} channel(s); the model's domain expects {channels}")
-
-
 def optimize_for_inference(model: UNIT) -> UNIT:
     """Put ``model`` (in place) in eval mode with channels_last weights, the faster layout for
     its convolutions on CPU and CUDA (docs/PERFORMANCE.md); inputs need no change (a conv with
@@ -83,17 +68,12 @@ def _check_images(x: torch.Tensor) -> None:
         raise ValueError(f"images must be floating point in [-1, 1], got dtype {x.dtype}")
 
 
-def _model_device_dtype(model: UNIT) -> tuple[torch.device, torch.dtype]:
-    p = next(model.enc.parameters())
-    return p.device, p.dtype
-
-
 def resolve_tile(model: UNIT, tile: TileArg, height: int, width: int, batch: int) -> int | None:
     """The tile side to use (None: whole image) for ``tile`` = int | 'auto' | None | 0."""
     if tile is None or tile == 0:
         return None
     if tile == "auto":
-        device, _ = _model_device_dtype(model)
+        device, _ = model_device_dtype(model)
         return tiling.auto_tile(model.config, height, width, batch, device)
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
         raise ValueError(f"tile must be a positive integer (px), 'auto' or None, got {tile!r}")
@@ -118,7 +98,7 @@ def encode(
     ``tile``: see :func:`translate`."""
     check_domain(domain)
     _check_images(images)
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     side = resolve_tile(model, tile, images.shape[-2], images.shape[-1], images.shape[0])
     if side is not None:
         mu, size = tiling.encode_tiled(model, images, domain, side, overlap, progress=progress)
@@ -144,7 +124,7 @@ def decode(
 ) -> torch.Tensor:
     """G_domain(code), cropped to the encoded image's size. ``tile``: see :func:`translate`."""
     check_domain(domain)
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     s = model.config.stride
     b, _, hl, wl = latent.code.shape
     side = resolve_tile(model, tile, hl * s, wl * s, b)
@@ -261,7 +241,7 @@ def prior_latent(
     """A code drawn from the N(0, I) prior, decodable to an image of ``height`` x ``width``."""
     if batch_size < 1 or height < 1 or width < 1:
         raise ValueError(f"batch_size, height and width must be >= 1, got {batch_size}, {height}, {width}")
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     s = model.config.stride
     shape = (batch_size, model.config.latent_channels, -(-height // s), -(-width // s))
     gen = torch.Generator(device="cpu")
@@ -285,14 +265,6 @@ def interpolate(l0: SharedLatent, l1: SharedLatent, t: float) -> SharedLatent:
     size = l0.image_size if b0 >= b1 else l1.image_size
     source = l0.source if l0.source == l1.source else "mixed"
     return SharedLatent(code, source, size)
-
-
-def to_model_range(images01: torch.Tensor) -> torch.Tensor:
-    return images01 * 2.0 - 1.0
-
-
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    return ((images + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
 def interpolation_path(l0: SharedLatent, l1: SharedLatent, steps: int) -> SharedLatent:

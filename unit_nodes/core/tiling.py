@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import UNITConfig
+from .networks import pad_to_multiple
+from .tensors import match_channels, model_device_dtype
 
 DEFAULT_TILE = 512
 MIN_TILE = 64
@@ -369,14 +371,11 @@ def translate_tiled(
     ``norm_stats``: 'global' normalises instance-norm layers with statistics of the whole
     image down-scaled to ``stats_size`` px, 'tile' with each tile's own.
     """
-    from .inference import _model_device_dtype, match_channels
-    from .networks import pad_to_multiple
-
     cfg = model.config
     s = cfg.stride
     tile, overlap = _check_tiling_args(tile, overlap, norm_stats, s)
     context = receptive_radius(cfg) if context is None else _round_up(int(context), s)
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     x = match_channels(images.to(dtype=dtype), cfg.channels(source))
     x, (h, w) = pad_to_multiple(x, s)
     noise = None
@@ -410,14 +409,11 @@ def encode_tiled(model, images: torch.Tensor, domain: str, tile: int = DEFAULT_T
                  norm_stats: str = "global", stats_size: int = 1024,
                  progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
     """The mean code E_domain(x) computed tile by tile: (code, (H, W) of the image)."""
-    from .inference import _model_device_dtype, match_channels
-    from .networks import pad_to_multiple
-
     cfg = model.config
     s = cfg.stride
     tile, overlap = _check_tiling_args(tile, overlap, norm_stats, s)
     context = receptive_radius(cfg, "encode") if context is None else _round_up(int(context), s)
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
     x = match_channels(images.to(dtype=dtype), cfg.channels(domain))
     x, size = pad_to_multiple(x, s)
 
@@ -435,13 +431,11 @@ def decode_tiled(model, code: torch.Tensor, domain: str, tile: int = DEFAULT_TIL
                  norm_stats: str = "global", stats_size: int = 1024,
                  progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """G_domain(code) tile by tile; ``tile``, ``overlap``, ``context`` are in image px."""
-    from .inference import _model_device_dtype
-
     cfg = model.config
     s = cfg.stride
     tile, overlap = _check_tiling_args(tile, overlap, norm_stats, s)
     context = receptive_radius(cfg, "decode") if context is None else _round_up(int(context), s)
-    device, dtype = _model_device_dtype(model)
+    device, dtype = model_device_dtype(model)
 
     def run(crop, box=None):
         return model.decode(crop.to(device=device, dtype=dtype), domain)

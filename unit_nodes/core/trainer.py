@@ -491,7 +491,8 @@ class Trainer:
     @torch.no_grad()
     def preview(self, x_a: torch.Tensor, x_b: torch.Tensor, count: int = 4) -> torch.Tensor:
         """Rows of (input | translation | cycle) for both directions, in [0, 1], [N, 3, H, W*3]."""
-        from .inference import cycle_reconstruct, match_channels
+        from .inference import cycle_reconstruct
+        from .tensors import match_channels
 
         model = self.export_model()
         was_training = model.training
@@ -575,6 +576,8 @@ class Trainer:
                     s.position = info["position"]
                     self.samplers[name] = s
             self.step = int(meta["step"])
+            # the run's seed, not the caller's: samplers first drawn after the resume derive theirs from it
+            self.seed = int(meta.get("seed", self.seed))
             self.schedule_changes = json.loads(meta.get("schedule_changes", "[]"))
             state = json.loads(meta["python_random"])
             random.setstate((state[0], tuple(state[1]), state[2]))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.inference import match_channels, to_model_range, to_unit_range
+from ..core.tensors import match_channels, to_model_range, to_unit_range
 
 DOMAINS = {"A": "a", "B": "b"}
 SAVE_NAME_RULE = "letters, digits, '-', '_', '.' and spaces, not starting with '.' (no folders)"

@@ -27,7 +27,8 @@ from comfy import model_management
 
 from ..core.networks import UNIT
 from ..core.trainer import CHECKPOINT_FILE
-from ..core.weights import MODEL_FILE, bundled_pairs, load_model, resolve_hub
+from ..core.sources import bundled_pairs, resolve_hub
+from ..core.weights import MODEL_FILE, load_model
 
 FOLDER = "unit"
 EXTENSIONS = {".safetensors"}

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core.tensors import match_channels
+
 FORMAT_NAME = "unit_nodes.digit_classifier"
 FORMAT_VERSION = "1"
 
@@ -62,7 +64,7 @@ class DigitClassifier(nn.Module):
             if x.shape[1] == 1:
                 x = x.expand(-1, self.in_channels, -1, -1)
             elif x.shape[1] == 3 and self.in_channels == 1:
-                x = x.mean(dim=1, keepdim=True)
+                x = match_channels(x, 1)  # the luma every other part of the pack uses
             else:
                 raise ValueError(f"expected {self.in_channels} (or 1) input channels, got {x.shape[1]}")
         return self.head(self.features(x))

@@ -136,7 +136,8 @@ def domain_of(model, dataset_name: str) -> str:
 def load_pair(spec: str, revision: str | None = None, device=None, domain_names: Sequence[str] | None = None):
     """A model for evaluation: resolved like every model spec, its metadata attached, and
     optionally its domains renamed (``domain_names=(name_a, name_b)``)."""
-    from ..core.weights import load_model, model_file, read_safetensors, resolve
+    from ..core.sources import resolve
+    from ..core.weights import load_model, model_file, read_safetensors
 
     path = resolve(spec, revision=revision)
     model = load_model(path, device=device or "cpu", discriminators=False)
