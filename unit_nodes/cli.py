@@ -58,7 +58,10 @@ def add_train(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"), help="autocast on GPU (default fp32)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors; --lr or --set lr_policy=... (the learning-rate fields only) change the schedule from the resumed step on")
-    p.add_argument("--init", default=None, help="fine-tune from this model (folder, file, bundled pair or Hub repo)")
+    p.add_argument("--init", default=None,
+                   help="fine-tune from this model (folder, file, bundled pair or Hub repo): its architecture is kept, "
+                        "--set, --size, --lr and --paper apply on top (a --set that would change the architecture is "
+                        "refused); --preset then only picks the default batch size and steps")
     p.add_argument("--sample-every", type=int, default=500, help="write a sample grid every N steps (0: never)")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="save a checkpoint every N steps (default 1000)")
     p.add_argument("--log-every", type=int, default=50, help="append losses to OUT/losses.jsonl every N steps")
@@ -208,14 +211,12 @@ def run_train(args) -> int:
 def _train_locked(args, out: Path) -> int:
     import torch
 
-    from .core import data
-    from .core.config import PAPER_TRAINING, PRESET_TRAINING, preset, preset_training
+    from .core import data, run
+    from .core.config import PAPER_TRAINING, PRESET_TRAINING, preset_training
     from .core.device import resolve_device
     from .core.files import remove_stale_temp_files
     from .core.images import save_pil
-    from .core.networks import UNIT
-    from .core.trainer import (CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, TrainingDiverged, check_training_fits,
-                               checkpoint_step)
+    from .core.trainer import CHECKPOINT_FILE, TrainingDiverged, check_training_fits, checkpoint_step
     from .core.sources import resolve
     from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
 
@@ -241,16 +242,16 @@ def _train_locked(args, out: Path) -> int:
     if args.export_every < 0:
         raise UserError("--export-every must be >= 0")
 
-    overrides = {**(PAPER_TRAINING if args.paper else {}), **_parse_overrides(args.set)}
+    # What the user asked for (run.py decides what the run is trained with)
+    requested = {**(PAPER_TRAINING if args.paper else {}), **_parse_overrides(args.set)}
     if args.size is not None:
-        overrides["image_size"] = args.size
+        requested["image_size"] = args.size
     if args.lr is not None:
-        overrides["lr"] = args.lr
-    explicit = dict(overrides)  # what the user asked for, before the defaults below
+        requested["lr"] = args.lr
     if args.channels_a is not None:
-        explicit["channels_a"] = args.channels_a
+        requested["channels_a"] = args.channels_a
     if args.channels_b is not None:
-        explicit["channels_b"] = args.channels_b
+        requested["channels_b"] = args.channels_b
 
     device = resolve_device(args.device)
     rank = 0
@@ -266,43 +267,31 @@ def _train_locked(args, out: Path) -> int:
             torch.cuda.set_device(local)
             device = torch.device("cuda", local)
     if args.resume:
-        trainer = Trainer.from_checkpoint(ckpt, device=device, seed=args.seed, precision=args.precision)
-        if args.preset is not None and args.preset != trainer.config.preset:
-            raise UserError(f"--resume: the run in {out} was trained with preset {trainer.config.preset!r}, not "
+        if args.preset is not None and args.preset != saved.preset:
+            raise UserError(f"--resume: the run in {out} was trained with preset {saved.preset!r}, not "
                             f"{args.preset!r}; drop --preset to resume it, or start a new --out")
         # Re-running the run's own command with --resume repeats its --set values: only real changes count.
-        fixed = {k: (getattr(trainer.config, k), v) for k, v in explicit.items()
-                 if k not in SCHEDULE_FIELDS and getattr(trainer.config, k) != v}
-        if fixed:
-            raise UserError(f"--resume: the run was trained with {', '.join(f'{k}={old}' for k, (old, _) in fixed.items())}; "
-                            f"only the learning-rate schedule ({', '.join(SCHEDULE_FIELDS)}) can change in a run that has "
-                            "started. Start a new --out (or use --init to start from its weights)")
+        try:
+            trainer, changes = run.resume_trainer(ckpt, requested, seed=args.seed, device=device,
+                                                  precision=args.precision)
+        except run.RunSettingsError as exc:
+            raise UserError(f"--resume: {exc}. Start a new --out (or use --init to start from its weights)") from None
         print(f"resuming {ckpt} at step {trainer.step}", file=sys.stderr)
-        for key, (old, new) in trainer.change_schedule(**{k: v for k, v in explicit.items() if k in SCHEDULE_FIELDS}).items():
+        for key, (old, new) in changes.items():
             print(f"  {key}: {old} -> {new} from step {trainer.step}", file=sys.stderr)
         cfg = trainer.config
     else:
-        preset_name = args.preset or DEFAULT_PRESET
-        cfg = preset(preset_name)
-        channels = {"a": args.channels_a, "b": args.channels_b}
-        for d, spec in (("a", args.domain_a), ("b", args.domain_b)):
-            if channels[d] is None:
-                channels[d] = _natural_channels(spec) or cfg.channels(d)
-        overrides.setdefault("channels_a", channels["a"])
-        overrides.setdefault("channels_b", channels["b"])
-        overrides.setdefault("total_steps", args.steps)
-        cfg = preset(preset_name, **overrides)
-        check_training_fits(cfg, args.batch_size, device)
-        torch.manual_seed(args.seed)
-        if args.init:
-            model = load_model(resolve(args.init), device="cpu")
-            if model.config.channels_a != cfg.channels_a or model.config.channels_b != cfg.channels_b:
-                raise UserError(f"--init model has channels ({model.config.channels_a}, {model.config.channels_b}); the data needs ({cfg.channels_a}, {cfg.channels_b})")
-            model.config = model.config.replace(image_size=cfg.image_size, total_steps=cfg.total_steps, lr=cfg.lr)
-            cfg = model.config
+        requested.setdefault("total_steps", args.steps)
+        for d, spec in (("a", args.domain_a), ("b", args.domain_b)):  # a built-in set asks for its own channels
+            if _natural_channels(spec) is not None:
+                requested.setdefault(f"channels_{d}", _natural_channels(spec))
+        init = load_model(resolve(args.init), device="cpu") if args.init else None
+        if init is not None:
+            cfg = run.init_config(init.config, requested, source=f"--init {args.init}")
         else:
-            model = UNIT(cfg)
-        trainer = Trainer(model, device=device, seed=args.seed, precision=args.precision)
+            cfg = run.new_run_config(args.preset or DEFAULT_PRESET, requested)
+        check_training_fits(cfg, args.batch_size, device)
+        trainer = run.start_trainer(cfg, args.seed, init, device=device, precision=args.precision)
 
     ds_a = data.load_domain(args.domain_a, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_a)
     ds_b = data.load_domain(args.domain_b, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_b)
@@ -316,9 +305,8 @@ def _train_locked(args, out: Path) -> int:
     t0, cpu0 = time.time(), time.process_time()
     stop = StopRequest()
 
-    def export_metadata(step: int) -> dict:
-        return {"trained_steps": str(step), "domain_a_source": str(args.domain_a), "domain_b_source": str(args.domain_b),
-                **trainer.schedule_metadata()}
+    def export_metadata() -> dict:
+        return run.export_metadata(trainer, args.domain_a, args.domain_b)
 
     def on_step(report) -> None:
         bar.update(1)
@@ -346,7 +334,7 @@ def _train_locked(args, out: Path) -> int:
         if args.export_every and report.step % args.export_every == 0:
             # Snapshots carry the wall time so accuracy can be plotted against training time.
             save_model(trainer.export_model(), out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
-                       metadata={**export_metadata(report.step), "run_seconds": f"{time.time() - t0:.1f}",
+                       metadata={**export_metadata(), "run_seconds": f"{time.time() - t0:.1f}",
                                  "run_cpu_seconds": f"{time.process_time() - cpu0:.1f}"})
         if args.sample_every and (report.step % args.sample_every == 0 or report.step == report.total_steps):
             x_a, x_b = report.batch
@@ -381,7 +369,7 @@ def _train_locked(args, out: Path) -> int:
     bar.close()
     if rank != 0:
         return 0
-    path = save_model(trainer.export_model(), out, include_discriminators=False, metadata=export_metadata(trainer.step))
+    path = save_model(trainer.export_model(), out, include_discriminators=False, metadata=export_metadata())
     print(f"saved {path} after {trainer.step} steps", file=sys.stderr)
     return 0
 

@@ -13,12 +13,12 @@ from comfy.cli_args import args as comfy_args
 from comfy.utils import ProgressBar
 from comfy_api.v0_0_2 import io
 
-from ..core.config import PRESET_TRAINING, PRESETS, ConfigError, preset
+from ..core import run
+from ..core.config import PRESET_TRAINING, PRESETS, ConfigError
 from ..core.progress import StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
-from ..core.networks import UNIT
-from ..core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, Trainer, check_training_fits
+from ..core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, check_training_fits
 from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, save_model
 from . import models
 from .layout import check_save_name, image_to_pil, preview_rows_to_image, training_folder, training_roots, within
@@ -28,8 +28,9 @@ CHECKPOINT_EVERY = 500  # steps between crash-safety checkpoints (Cancel always 
 PREVIEW_MIN_WIDTH = 384  # small training images are enlarged in the progress preview
 PREVIEW_IMAGES = 2  # per direction
 CHANNELS = {"rgb": 3, "gray": 1}
-# Fields a resumed run may not change: everything but the learning-rate schedule and notes.
-RESUME_FREE_FIELDS = {*SCHEDULE_FIELDS, "extra"}
+# The schedule fields the node has inputs for (learning_rate, steps); on resume, the others
+# (lr_policy and its parameters) stay the run's own.
+SCHEDULE_INPUTS = ("lr", "total_steps")
 
 
 def resolve_folder(value: str, what: str) -> Path:
@@ -63,40 +64,35 @@ def bundled_example_folder(value: str, what: str) -> Path | None:
 CYCLE_CHOICES = {"both (paper)": "ab", "A->B->A only": "a", "B->A->B only": "b"}
 
 
-def requested_config(preset_name, image_size, channels, learning_rate, steps, init_model, cycle="both (paper)"):
+def requested_fields(image_size, channels, learning_rate, steps, cycle="both (paper)") -> dict:
+    """The UNITConfig fields the node's inputs ask for (run.py's ``requested``)."""
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
     if cycle not in CYCLE_CHOICES:
         raise ValueError(f"cycle must be one of {list(CYCLE_CHOICES)}, got {cycle!r}")
-    cfg_changes = dict(image_size=int(image_size), lr=float(learning_rate), total_steps=max(1, int(steps)),
-                       cycle_domains=CYCLE_CHOICES[cycle])
+    return dict(channels_a=CHANNELS[channels], channels_b=CHANNELS[channels], image_size=int(image_size),
+                lr=float(learning_rate), total_steps=max(1, int(steps)), cycle_domains=CYCLE_CHOICES[cycle])
+
+
+def requested_config(preset_name, image_size, channels, learning_rate, steps, init_model, cycle="both (paper)"):
+    """The config the node's inputs describe: the preset's, or init_model's architecture
+    (run.init_config), with the inputs' fields on top."""
+    requested = requested_fields(image_size, channels, learning_rate, steps, cycle)
     try:
         if init_model is not None:
             base = models.check_handle(init_model, "init_model").model.config
-            if (base.channels_a, base.channels_b) != (CHANNELS[channels],) * 2:
-                raise ValueError(f"init_model has channels ({base.channels_a}, {base.channels_b}) but channels is "
-                                 f"{channels!r} ({CHANNELS[channels]}); set channels to match the model")
-            return base.replace(**cfg_changes)
-        return preset(preset_name, channels_a=CHANNELS[channels], channels_b=CHANNELS[channels], **cfg_changes)
+            return run.init_config(base, requested, source="init_model")
+        return run.new_run_config(preset_name, requested)
+    except run.RunSettingsError:
+        raise
     except ConfigError as exc:
         raise ValueError(f"these training settings do not fit the architecture: {exc}") from exc
 
 
-def config_differences(saved, requested) -> dict:
-    a, b = saved.to_dict(), requested.to_dict()
-    return {k: (a[k], b[k]) for k in a if k not in RESUME_FREE_FIELDS and a[k] != b[k]}
-
-
-def new_model(cfg, init_model, seed: int) -> UNIT:
-    """A fresh UNIT with trainable parameters (made outside inference mode), optionally
-    starting from ``init_model``'s encoders and generators (discriminators start fresh)."""
-    torch.manual_seed(int(seed))
-    model = UNIT(cfg)
-    if init_model is not None:
-        source = init_model.model
-        model.enc.load_state_dict(source.enc.state_dict())
-        model.gen.load_state_dict(source.gen.state_dict())
-        if source.dis is not None:
-            model.dis.load_state_dict(source.dis.state_dict())
-    return model
+def resume_request(cfg) -> dict:
+    """What a queue of the node asks of the run it resumes: the whole config its inputs
+    describe, but of the schedule only what it has inputs for (SCHEDULE_INPUTS)."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in SCHEDULE_FIELDS or k in SCHEDULE_INPUTS}
 
 
 def _dataset_within_roots(folder: Path, what: str, size: int, channels: int) -> ImageFolderDataset:
@@ -196,8 +192,6 @@ class TrainUNIT(io.ComfyNode):
     def execute(cls, folder_a, folder_b, save_name, steps, batch_size, image_size, learning_rate, seed,
                 preset, channels, preview_every, init_model=None, cycle="both (paper)") -> io.NodeOutput:
         name = check_save_name(save_name)
-        if channels not in CHANNELS:
-            raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
         if not math.isfinite(float(learning_rate)) or learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
         dir_a = bundled_example_folder(folder_a, "folder_a") or resolve_folder(folder_a, "folder_a")
@@ -220,16 +214,16 @@ class TrainUNIT(io.ComfyNode):
             for leftover in (CHECKPOINT_FILE, MODEL_FILE, CONFIG_FILE):  # of a save that was killed
                 remove_stale_temp_files(out / leftover)
             if ckpt.exists():
-                trainer = Trainer.from_checkpoint(ckpt, device=device, seed=int(seed))
-                diff = config_differences(trainer.config, cfg)
-                if diff:
-                    raise ValueError(f"{ckpt} is a run with other settings (saved, requested): {diff}; "
-                                     f"use the same settings to resume it, or another save_name")
                 # A new learning_rate on resume decays (or raises) it from the current step on.
-                trainer.change_schedule(lr=cfg.lr, total_steps=cfg.total_steps)
+                try:
+                    trainer, _ = run.resume_trainer(ckpt, resume_request(cfg), seed=int(seed), device=device)
+                except run.RunSettingsError as exc:
+                    raise ValueError(f"{ckpt} holds a run with other settings: {exc}; use the same settings to "
+                                     f"resume it, or another save_name") from None
                 cfg = trainer.config
             else:
-                trainer = Trainer(new_model(cfg, init_model, seed), device=device, seed=int(seed))
+                init = None if init_model is None else init_model.model
+                trainer = run.start_trainer(cfg, int(seed), init, device=device)
             ds_a = _dataset_within_roots(dir_a, "folder_a", cfg.image_size, cfg.channels_a)
             ds_b = _dataset_within_roots(dir_b, "folder_b", cfg.image_size, cfg.channels_b)
 
@@ -258,8 +252,7 @@ class TrainUNIT(io.ComfyNode):
                 rows = trainer.preview(first_images(ds_a, PREVIEW_IMAGES), first_images(ds_b, PREVIEW_IMAGES),
                                        count=PREVIEW_IMAGES)
             path = save_model(trainer.export_model(), out, include_discriminators=False,
-                              metadata={"trained_steps": str(trainer.step), "domain_a_source": str(dir_a),
-                                        "domain_b_source": str(dir_b), **trainer.schedule_metadata()})
+                              metadata=run.export_metadata(trainer, dir_a, dir_b))
         del trainer
         model_management.soft_empty_cache()
         model = load_model(path, device=model_management.unet_offload_device(), discriminators=False)
