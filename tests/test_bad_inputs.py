@@ -39,7 +39,8 @@ from unit_nodes.core.config import ConfigError, UNITConfig, parameter_estimate, 
 from unit_nodes.core.files import LOCK_FILE, RunLock, walk_files
 from unit_nodes.core.images import MAX_IMAGE_PIXELS, UnreadableImageError, load_image, output_names, read_image
 from unit_nodes.core.networks import UNIT
-from unit_nodes.core.trainer import Trainer, checkpoint_step
+from unit_nodes.core.checkpoint import checkpoint_step
+from unit_nodes.core.trainer import Trainer
 from unit_nodes.core.sources import resolve, resolve_hub
 from unit_nodes.core.weights import NonFiniteTensorsError, UNITWeightsError, load_model, save_model
 from unit_nodes.nodes.layout import check_save_name, training_folder

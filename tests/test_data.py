@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import unit_nodes
 from unit_nodes.core import data
 
 ROOT = data.default_data_root()
@@ -41,7 +42,7 @@ def test_default_data_root_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("UNIT_DATA_ROOT", str(tmp_path))
     assert data.default_data_root() == tmp_path
     monkeypatch.delenv("UNIT_DATA_ROOT")
-    repo_shared = Path(data.__file__).resolve().parents[2].parent / "shared" / "data"
+    repo_shared = Path(unit_nodes.__file__).resolve().parents[1].parent / "shared" / "data"
     expected = repo_shared if repo_shared.is_dir() else Path.home() / ".cache" / "unit_nodes" / "data"
     assert data.default_data_root() == expected
 

@@ -33,9 +33,10 @@ def test_sets_hold_only_training_split_emoji_unmodified(style):
         train, test = set(emoji_names(style, "train")), set(emoji_names(style, "test"))
     except FileNotFoundError as exc:
         pytest.skip(f"the emoji data set is not on this machine: {exc}")
-    from unit_nodes.core.data import _emoji_folder, _root
+    from unit_nodes.core.data.emoji import _emoji_folder
+    from unit_nodes.core.data.roots import resolve_root
 
-    source = _emoji_folder(style, _root(None))
+    source = _emoji_folder(style, resolve_root(None))
     names = {f.name for f in pngs(style)}
     assert names <= train and not names & test
     for f in pngs(style):

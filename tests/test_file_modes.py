@@ -10,7 +10,7 @@ import torch
 from tiny import TensorImages, shapes_and_inversions, tiny_config
 from unit_nodes.core import weights
 from unit_nodes.tools.classifier import DigitClassifier, save_classifier
-from unit_nodes.core.data import _atomic_save_npz
+from unit_nodes.core.data.mnistm import _atomic_save_npz
 from unit_nodes.core.images import save_image
 from unit_nodes.core.networks import UNIT
 from unit_nodes.core.trainer import Trainer

@@ -25,7 +25,8 @@ from comfyui_harness import ComfyUIPromptError, execution_error
 from unit_nodes.core import inference
 from unit_nodes.core.config import preset
 from unit_nodes.core.networks import UNIT
-from unit_nodes.core.trainer import CHECKPOINT_FILE, Trainer
+from unit_nodes.core.checkpoint import CHECKPOINT_FILE
+from unit_nodes.core.trainer import Trainer
 from unit_nodes.core.sources import bundled_pairs
 from unit_nodes.core.weights import load_model, read_config, save_model
 from workflow_format import check_links, ui_to_api

@@ -20,7 +20,8 @@ from unit_nodes import cli
 from unit_nodes.core import run
 from unit_nodes.core.config import ConfigError, preset
 from unit_nodes.core.networks import UNIT
-from unit_nodes.core.trainer import CHECKPOINT_FILE, Trainer
+from unit_nodes.core.checkpoint import CHECKPOINT_FILE
+from unit_nodes.core.trainer import Trainer
 from unit_nodes.core.weights import load_model, read_config, read_safetensors, save_model
 
 INIT = "run-policy-init"  # a tiny gray model in the server's models/unit, the init model of both frontends

@@ -216,7 +216,8 @@ def _train_locked(args, out: Path) -> int:
     from .core.device import resolve_device
     from .core.files import remove_stale_temp_files
     from .core.images import save_pil
-    from .core.trainer import CHECKPOINT_FILE, TrainingDiverged, check_training_fits, checkpoint_step
+    from .core.checkpoint import CHECKPOINT_FILE, checkpoint_step
+    from .core.trainer import TrainingDiverged, check_training_fits
     from .core.sources import resolve
     from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
 

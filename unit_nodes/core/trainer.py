@@ -10,8 +10,9 @@ One iteration (``train_step``), as in Liu et al. 2017 and the reference implemen
 3. ``g_step``: E, G are updated on L_VAE + L_GAN + L_CC against the updated, frozen critics,
    back-propagating through the graph of step 1 (no encoder or generator pass is repeated).
 
-Checkpoints are single safetensors files (model, both Adam states, step, every RNG and the
-data order), written atomically. Training N steps equals N/2 + save + resume + N/2.
+Checkpoints (``checkpoint.py``) are single safetensors files (model, both Adam states, step,
+every RNG and the data order of ``batches.py``), written atomically. Training N steps equals
+N/2 + save + resume + N/2. Previews are drawn by ``previews.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import contextlib
 import json
 import math
 import os
-import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,24 +30,14 @@ import torch.distributed as dist
 from torch import nn
 
 from .augment import diff_augment, parse_policy
+from .batches import EpochSampler, gather_batch
+from .checkpoint import checkpoint_step, load_training_state, save_training_state
 from .config import UNITConfig
 from .device import autocast_dtype, resolve_device
 from .losses import UNITObjective
 from .networks import UNIT
-from .files import remove_stale_temp_files
-from .weights import (
-    NonFiniteTensorsError,
-    UNITWeightsError,
-    base_metadata,
-    check_format,
-    load_untied_state_dict,
-    read_safetensors,
-    split_prefixed,
-    untied_state_dict,
-    write_safetensors,
-)
-
-CHECKPOINT_FILE = "checkpoint.safetensors"
+from .previews import preview_rows
+from .weights import NonFiniteTensorsError
 
 # The config fields a resumed run may change: how fast it learns, not what it learns. Anything
 # else (architecture, losses, weights) would make the checkpoint's parameters or objective
@@ -96,17 +86,6 @@ def check_training_fits(config: UNITConfig, batch_size: int, device: str | torch
             f"training {config.image_size} px images in batches of {batch_size} with this model needs more than "
             f"{need / 2**30:,.1f} GiB, and {device} has {total / 2**30:,.1f} GiB; lower the batch size, the image "
             f"size or the model's channels")
-
-
-def checkpoint_step(path: str | os.PathLike) -> int | None:
-    """The step a checkpoint file holds, from its header only; None when there is no readable one."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return int((f.metadata() or {})["step"])
-    except Exception:  # missing, partial or foreign file: no checkpoint to speak of
-        return None
 
 
 class TranslatorPass(nn.Module):
@@ -163,39 +142,6 @@ class DiscriminatorPass(nn.Module):
         out_a = self.dis["a"](torch.cat([real_a, fake_a]))
         out_b = self.dis["b"](torch.cat([real_b, fake_b]))
         return ([o[:na] for o in out_a], [o[na:] for o in out_a], [o[:nb] for o in out_b], [o[nb:] for o in out_b])
-
-
-class EpochSampler:
-    """Random order over a dataset, reshuffled each epoch, with a state that can be saved."""
-
-    def __init__(self, size: int, seed: int):
-        if size < 1:
-            raise ValueError("cannot sample from an empty dataset")
-        self.size = size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.order = torch.randperm(size, generator=self.generator)
-        self.position = 0
-
-    def next_indices(self, count: int) -> list[int]:
-        out = []
-        while len(out) < count:
-            if self.position >= self.size:
-                self.order = torch.randperm(self.size, generator=self.generator)
-                self.position = 0
-            take = min(count - len(out), self.size - self.position)
-            out.extend(self.order[self.position:self.position + take].tolist())
-            self.position += take
-        return out
-
-
-def gather_batch(dataset, indices: Sequence[int]) -> torch.Tensor:
-    batch = getattr(dataset, "batch", None)
-    if callable(batch):  # array-backed datasets: one indexing op instead of B __getitem__ calls
-        out = batch(indices)
-        return out[0] if isinstance(out, (tuple, list)) else out
-    items = [dataset[i] for i in indices]
-    items = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
-    return torch.stack(items)
 
 
 @dataclass
@@ -488,106 +434,20 @@ class Trainer:
             dist.broadcast(buf, src=0)
 
     # --- previews ----------------------------------------------------------------
-    @torch.no_grad()
     def preview(self, x_a: torch.Tensor, x_b: torch.Tensor, count: int = 4) -> torch.Tensor:
-        """Rows of (input | translation | cycle) for both directions, in [0, 1], [N, 3, H, W*3]."""
-        from .inference import cycle_reconstruct
-        from .tensors import match_channels
+        """Rows of (input | translation | cycle) for both directions, in [0, 1], [N, 3, H, W*3],
+        through the exported model (the moving average when there is one)."""
+        return preview_rows(self.export_model(), x_a, x_b, count, self.device)
 
-        model = self.export_model()
-        was_training = model.training
-        model.eval()
-        rows = []
-        try:
-            for x, src in ((x_a[:count], "a"), (x_b[:count], "b")):
-                x = x.to(self.device)
-                t, c = cycle_reconstruct(model, x, src)
-                rows.append(torch.cat([match_channels(v, 3) for v in (x, t, c)], dim=-1))
-        finally:
-            model.train(was_training)
-        return ((torch.cat(rows) + 1) / 2).clamp(0, 1).cpu()
-
-    # --- checkpoints -------------------------------------------------------------
+    # --- checkpoints (the format: core/checkpoint.py) ----------------------------
     def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
         """Atomically write the full training state (rank 0 only under DDP). A state holding
         NaN/Inf is refused (:class:`NonFiniteTensorsError`): it must not replace a good one."""
-        if self.rank != 0:
-            return None
-        remove_stale_temp_files(path)  # left by a save that was killed; the run folder's lock is ours
-        m = self.model
-        tensors = {}
-        for part in ("enc", "gen", "dis"):
-            tensors.update(untied_state_dict(getattr(m, part), f"model.{part}."))
-        if self.ema is not None:
-            for part in ("enc", "gen"):
-                tensors.update(untied_state_dict(getattr(self.ema, part), f"ema.{part}."))
-        meta = base_metadata(self.config, "checkpoint")
-        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            sd = opt.state_dict()
-            for idx, state in sd["state"].items():
-                for key, value in state.items():
-                    tensors[f"{name}.{idx}.{key}"] = torch.as_tensor(value)
-            meta[f"{name}.param_groups"] = json.dumps(sd["param_groups"])
-        tensors["rng.noise"] = self.noise.get_state()
-        tensors["rng.torch"] = torch.get_rng_state()
-        for name, s in self.samplers.items():
-            tensors[f"sampler.{name}.rng"] = s.generator.get_state()
-            tensors[f"sampler.{name}.order"] = s.order
-            meta[f"sampler.{name}"] = json.dumps({"size": s.size, "position": s.position})
-        meta["step"] = str(self.step)
-        meta["schedule_changes"] = json.dumps(self.schedule_changes)
-        meta["seed"] = str(self.seed)
-        meta["python_random"] = json.dumps(random.getstate())
-        meta["grad_scaler"] = json.dumps(self.scaler.state_dict())
-        return write_safetensors(path, tensors, meta)
+        return save_training_state(self, path)
 
     def load_checkpoint(self, path: str | os.PathLike) -> int:
         """Restore the full training state; returns the step it resumes from."""
-        path = Path(path)
-        tensors, meta = read_safetensors(path)
-        config = check_format(meta, path, kind="checkpoint")
-        if config.to_dict() != self.config.to_dict():
-            diff = {k: (v, self.config.to_dict().get(k)) for k, v in config.to_dict().items() if self.config.to_dict().get(k) != v}
-            raise UNITWeightsError(f"{path} was trained with a different config; differing fields (file, current): {diff}")
-        try:
-            model_t = split_prefixed(tensors, "model.")
-            for part in ("enc", "gen", "dis"):
-                load_untied_state_dict(getattr(self.model, part), split_prefixed(model_t, f"{part}."), str(path))
-            if self.ema is not None:
-                ema_t = split_prefixed(tensors, "ema.")
-                for part in ("enc", "gen"):
-                    load_untied_state_dict(getattr(self.ema, part), split_prefixed(ema_t, f"{part}."), str(path))
-            for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-                groups = json.loads(meta[f"{name}.param_groups"])
-                state: dict[int, dict] = {}
-                for key, value in split_prefixed(tensors, f"{name}.").items():
-                    idx, sub = key.split(".", 1)
-                    state.setdefault(int(idx), {})[sub] = value.to(self.device) if sub != "step" else value
-                opt.load_state_dict({"state": state, "param_groups": groups})
-            self.noise.set_state(tensors["rng.noise"])
-            torch.set_rng_state(tensors["rng.torch"])
-            self.samplers = {}
-            for name in ("a", "b"):
-                if f"sampler.{name}" in meta:
-                    info = json.loads(meta[f"sampler.{name}"])
-                    s = EpochSampler(info["size"], 0)
-                    s.generator.set_state(tensors[f"sampler.{name}.rng"])
-                    s.order = tensors[f"sampler.{name}.order"].clone()
-                    s.position = info["position"]
-                    self.samplers[name] = s
-            self.step = int(meta["step"])
-            # the run's seed, not the caller's: samplers first drawn after the resume derive theirs from it
-            self.seed = int(meta.get("seed", self.seed))
-            self.schedule_changes = json.loads(meta.get("schedule_changes", "[]"))
-            state = json.loads(meta["python_random"])
-            random.setstate((state[0], tuple(state[1]), state[2]))
-            self.scaler.load_state_dict(json.loads(meta["grad_scaler"]))
-        except (KeyError, ValueError, TypeError, IndexError, RuntimeError, RecursionError) as exc:
-            if isinstance(exc, UNITWeightsError):
-                raise
-            detail = "metadata nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
-            raise UNITWeightsError(f"{path} is an incomplete or damaged checkpoint ({detail.splitlines()[0][:300]})") from None
-        return self.step
+        return load_training_state(self, path)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device=None, **kwargs) -> "Trainer":

@@ -26,7 +26,7 @@ import torch
 from comfy import model_management
 
 from ..core.networks import UNIT
-from ..core.trainer import CHECKPOINT_FILE
+from ..core.checkpoint import CHECKPOINT_FILE
 from ..core.sources import bundled_pairs, resolve_hub
 from ..core.weights import MODEL_FILE, load_model
 

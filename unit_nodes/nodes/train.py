@@ -18,7 +18,8 @@ from ..core.config import PRESET_TRAINING, PRESETS, ConfigError
 from ..core.progress import StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
-from ..core.trainer import CHECKPOINT_FILE, SCHEDULE_FIELDS, check_training_fits
+from ..core.checkpoint import CHECKPOINT_FILE
+from ..core.trainer import SCHEDULE_FIELDS, check_training_fits
 from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, save_model
 from . import models
 from .layout import check_save_name, image_to_pil, preview_rows_to_image, training_folder, training_roots, within
