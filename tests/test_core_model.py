@@ -134,6 +134,13 @@ def test_paper_defaults():
     assert (cfg.lambda_gan, cfg.lambda_kl, cfg.lambda_recon, cfg.lambda_cc_kl, cfg.lambda_cc_recon) == (10, 0.1, 100, 0.1, 100)
     assert (cfg.lr, cfg.beta1, cfg.beta2) == (1e-4, 0.5, 0.999)
     assert cfg.gan_mode == "lsgan"
+    # PAPER_TRAINING (train --paper) undoes every addition of the fast emoji recipe
+    from unit_nodes.core.config import PAPER_TRAINING
+
+    paper_emoji = preset("emoji64", **PAPER_TRAINING)
+    assert (paper_emoji.ema_decay, paper_emoji.augment, paper_emoji.lambda_identity, paper_emoji.mirrored_init) == (
+        0.0, "", 0.0, False)
+    assert preset("emoji64").mirrored_init is True
 
 
 @pytest.mark.parametrize("field,value,needle", [

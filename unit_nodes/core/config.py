@@ -283,11 +283,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The fast RGB recipe, measured on Google <-> Twitter emoji at an equal CPU budget
     # (docs/RESULTS.md, "emoji recipe"): a /2 latent (64 x 32 x 32 at 64 px) keeps the detail
     # that a /4 latent blurs away, transposed-conv upsampling is ~1.4x cheaper than nearest +
-    # 5x5, the exported weights are a moving average, and D sees translated/cut-out copies.
+    # 5x5, the exported weights are a moving average, D sees translated/cut-out copies, and
+    # B's private layers start as copies of A's (mirrored_init: the translation starts as the
+    # reconstruction, so it keeps the input's colours instead of swapping hues).
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=24, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="transpose", dis_channels=32, dis_layers=3, dis_scales=2,
-        lr=2e-4, ema_decay=0.999, augment="translation,cutout",
+        lr=2e-4, ema_decay=0.999, augment="translation,cutout", mirrored_init=True,
     ),
     # The photo architecture of the reference implementation: /4 spatial latent, 4 residual
     # blocks a side with the innermost one shared, 3-scale PatchGAN. A GPU recipe.
