@@ -284,8 +284,9 @@ def _train_locked(args, out: Path) -> int:
     else:
         requested.setdefault("total_steps", args.steps)
         for d, spec in (("a", args.domain_a), ("b", args.domain_b)):  # a built-in set asks for its own channels
-            if _natural_channels(spec) is not None:
-                requested.setdefault(f"channels_{d}", _natural_channels(spec))
+            natural = _natural_channels(spec)
+            if natural is not None:
+                requested.setdefault(f"channels_{d}", natural)
         init = load_model(resolve(args.init), device="cpu") if args.init else None
         if init is not None:
             cfg = run.init_config(init.config, requested, source=f"--init {args.init}")

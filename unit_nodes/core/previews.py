@@ -7,7 +7,7 @@ import torch
 
 from .inference import cycle_reconstruct
 from .networks import UNIT
-from .tensors import match_channels
+from .tensors import match_channels, to_unit_range
 
 
 @torch.no_grad()
@@ -24,4 +24,4 @@ def preview_rows(model: UNIT, x_a: torch.Tensor, x_b: torch.Tensor, count: int, 
             rows.append(torch.cat([match_channels(v, 3) for v in (x, t, c)], dim=-1))
     finally:
         model.train(was_training)
-    return ((torch.cat(rows) + 1) / 2).clamp(0, 1).cpu()
+    return to_unit_range(torch.cat(rows)).cpu()

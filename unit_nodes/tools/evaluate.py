@@ -69,6 +69,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.tensors import to_unit_range
+
 CLASSIFIER_DIR = Path(__file__).resolve().parents[2] / "weights" / "classifiers"
 DIGIT_TASKS = {
     # task: (source domain, target domain, classifier file)
@@ -341,7 +343,7 @@ def inception_features(net, images: torch.Tensor, batch_size: int = 32, progress
         x = x.float().to(device)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = ((x + 1) / 2).clamp(0, 1).mul(255).round()
+        x = to_unit_range(x).mul(255).round()
         if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
             x = nv_bilinear_resize(x)
         x = (x / 255 * (hi - lo) + lo).clamp(lo, hi)
