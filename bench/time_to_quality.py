@@ -10,8 +10,9 @@ directions on the full test split, with the identity baseline) and also records
 ``train_cpu_seconds``, the training process's CPU time (comparable across machine loads,
 unlike wall time, when runs share the cores).
 
-Each snapshot (``RUN/snapshots/step_NNNNNNN``) carries ``trained_steps`` and ``run_seconds``
-(wall time since the training process started) in its metadata; every snapshot is scored
+Each snapshot (``RUN/snapshots/step_NNNNNNN``) carries ``trained_steps``, ``run_seconds`` and
+``run_cpu_seconds`` (the run's training time, wall and CPU, summed over resumes: the checkpoint
+records it; snapshots written by versions before 2026-12-02 counted from the last resume only) in its metadata; every snapshot is scored
 with ``evaluate.evaluate_digit_task`` on the full target test set and one row is printed per
 snapshot. ``--steps 600,1800`` restricts the run to some snapshots (the translated-source
 protocol trains a classifier per snapshot: minutes each on a CPU).

@@ -187,3 +187,33 @@ def test_resume_takes_the_runs_seed_from_the_checkpoint(tmp_path):
     assert resumed.seed == 3
     fresh = Trainer(UNIT(tiny_config()), device="cpu", seed=3)
     assert resumed._sampler("a", 8).order.tolist() == fresh._sampler("a", 8).order.tolist()
+
+
+def test_training_time_adds_up_across_resumes(tmp_path):
+    # time-to-quality curves of a resumed run: the resumed process must go on from the
+    # checkpoint's training time, not restart at 0, and the pause between processes is not counted
+    import time as _time
+
+    from unit_nodes.core.weights import read_safetensors
+
+    a, b = shapes_and_inversions(8)
+    ckpt = tmp_path / "ckpt.safetensors"
+    first = Trainer(UNIT(tiny_config()), device="cpu", seed=0)
+    first.fit(TensorImages(a), TensorImages(b), steps=2, batch_size=2, checkpoint_path=ckpt,
+              callback=lambda r: _time.sleep(0.2))
+    meta = read_safetensors(ckpt)[1]
+    wall_1, cpu_1 = float(meta["train_seconds"]), float(meta["train_cpu_seconds"])
+    assert wall_1 >= 0.4 and cpu_1 > 0
+
+    _time.sleep(0.5)
+    resumed = Trainer(UNIT(tiny_config()), device="cpu", seed=0)
+    resumed.load_checkpoint(ckpt)
+    assert resumed.clock.elapsed() == (wall_1, cpu_1)
+    t0 = _time.time()
+    resumed.fit(TensorImages(a), TensorImages(b), steps=4, batch_size=2, checkpoint_path=ckpt,
+                callback=lambda r: _time.sleep(0.2))
+    second_fit = _time.time() - t0
+    meta = read_safetensors(ckpt)[1]
+    wall_2, cpu_2 = float(meta["train_seconds"]), float(meta["train_cpu_seconds"])
+    assert wall_1 + 0.4 <= wall_2 <= wall_1 + second_fit + 0.1
+    assert cpu_2 > cpu_1

@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 EXIT_DIVERGED = 1
@@ -304,7 +303,6 @@ def _train_locked(args, out: Path) -> int:
 
     bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr, disable=rank != 0)
     log_path = out / "losses.jsonl"
-    t0, cpu0 = time.time(), time.process_time()
     stop = StopRequest()
 
     def export_metadata() -> dict:
@@ -332,12 +330,14 @@ def _train_locked(args, out: Path) -> int:
             bar.set_postfix(recon=f"{report.losses['recon_a']:.3f}/{report.losses['recon_b']:.3f}",
                             cycle=f"{report.losses['cycle_a']:.3f}/{report.losses['cycle_b']:.3f}")
             with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"step": report.step, "time_s": round(time.time() - t0, 2), **report.losses}) + "\n")
+                fh.write(json.dumps({"step": report.step, "time_s": round(trainer.clock.elapsed()[0], 2), **report.losses}) + "\n")
         if args.export_every and report.step % args.export_every == 0:
-            # Snapshots carry the wall time so accuracy can be plotted against training time.
+            # Snapshots carry the run's training time (wall and CPU, summed over resumes) so
+            # quality can be plotted against it.
+            seconds, cpu_seconds = trainer.clock.elapsed()
             save_model(trainer.export_model(), out / "snapshots" / f"step_{report.step:07d}", include_discriminators=False,
-                       metadata={**export_metadata(), "run_seconds": f"{time.time() - t0:.1f}",
-                                 "run_cpu_seconds": f"{time.process_time() - cpu0:.1f}"})
+                       metadata={**export_metadata(), "run_seconds": f"{seconds:.1f}",
+                                 "run_cpu_seconds": f"{cpu_seconds:.1f}"})
         if args.sample_every and (report.step % args.sample_every == 0 or report.step == report.total_steps):
             x_a, x_b = report.batch
             grid = trainer.preview(x_a, x_b)

@@ -74,6 +74,8 @@ def save_training_state(trainer, path: str | os.PathLike) -> Path | None:
     meta["step"] = str(trainer.step)
     meta["schedule_changes"] = json.dumps(trainer.schedule_changes)
     meta["seed"] = str(trainer.seed)
+    seconds, cpu_seconds = trainer.clock.elapsed()
+    meta["train_seconds"], meta["train_cpu_seconds"] = f"{seconds:.1f}", f"{cpu_seconds:.1f}"
     meta["python_random"] = json.dumps(random.getstate())
     meta["grad_scaler"] = json.dumps(trainer.scaler.state_dict())
     return write_safetensors(path, tensors, meta)
@@ -117,6 +119,8 @@ def load_training_state(trainer, path: str | os.PathLike) -> int:
         # the run's seed, not the caller's: samplers first drawn after the resume derive theirs from it
         trainer.seed = int(meta.get("seed", trainer.seed))
         trainer.schedule_changes = json.loads(meta.get("schedule_changes", "[]"))
+        # older checkpoints did not record it: their time before the resume counts as 0
+        trainer.clock.before = (float(meta.get("train_seconds", 0)), float(meta.get("train_cpu_seconds", 0)))
         state = json.loads(meta["python_random"])
         random.setstate((state[0], tuple(state[1]), state[2]))
         trainer.scaler.load_state_dict(json.loads(meta["grad_scaler"]))

@@ -21,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,34 @@ class StepReport:
     extra: dict = field(default_factory=dict)
 
 
+class TrainingClock:
+    """The training time of a run, across resumes: what earlier processes had spent when the
+    checkpoint was written, plus the time this process has spent inside ``fit`` since. Wall time
+    and process CPU time (which, unlike wall time, stays comparable when other jobs share the
+    cores). Time-to-quality curves of resumed runs need it: a per-process clock restarts at 0."""
+
+    def __init__(self, seconds: float = 0.0, cpu_seconds: float = 0.0):
+        self.before = (float(seconds), float(cpu_seconds))
+        self._since: tuple[float, float] | None = None
+
+    def elapsed(self) -> tuple[float, float]:
+        """(wall seconds, CPU seconds) of training so far."""
+        if self._since is None:
+            return self.before
+        return (self.before[0] + time.time() - self._since[0], self.before[1] + time.process_time() - self._since[1])
+
+    @contextlib.contextmanager
+    def running(self):
+        if self._since is not None:  # nested fit: the outer one is already counting
+            yield
+            return
+        self._since = (time.time(), time.process_time())
+        try:
+            yield
+        finally:
+            self.before, self._since = self.elapsed(), None
+
+
 class Trainer:
     """Owns a UNIT model, its two Adam optimisers, and the RNGs of one training run."""
 
@@ -192,6 +221,7 @@ class Trainer:
         self.ema: UNIT | None = self._new_ema() if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
+        self.clock = TrainingClock()
 
         self.distributed = dist.is_available() and dist.is_initialized() if distributed is None else distributed
         self.rank = dist.get_rank() if self.distributed else 0
@@ -384,6 +414,10 @@ class Trainer:
         for name, ds in (("domain A", dataset_a), ("domain B", dataset_b)):
             if len(ds) == 0:
                 raise ValueError(f"{name} has no training images")
+        with self.clock.running():
+            self._fit(dataset_a, dataset_b, steps, batch_size, callback, checkpoint_path, checkpoint_every)
+
+    def _fit(self, dataset_a, dataset_b, steps, batch_size, callback, checkpoint_path, checkpoint_every) -> None:
         while self.step < steps:
             x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
             try:
