@@ -371,7 +371,8 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated(capsys, tmp_path,
 
 
 def test_the_parameter_estimate_matches_the_networks(tmp_path):
-    for cfg in (preset("digits32"), preset("emoji64"), preset("image256"), preset("image256", upsample="transpose")):
+    for cfg in (preset("digits32"), preset("emoji64"), preset("image256"), preset("image256", upsample="transpose"),
+                preset("emoji64", upsample="bilinear")):
         with torch.device("meta"):
             real = sum(p.numel() for p in UNIT(cfg).parameters())
         assert abs(parameter_estimate(cfg) - real) < 0.01 * real

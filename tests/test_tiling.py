@@ -58,6 +58,16 @@ def test_tiled_equals_whole_for_per_pixel_norms(name, norm, size):
     assert (tiled - whole).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+def test_the_halo_covers_each_upsampling_mode(upsample):
+    # bilinear reads a neighbour of the low-resolution map: its receptive radius must count it
+    m = _model("emoji64", norm="batch", n_downsample=2, upsample=upsample)
+    x = _smooth(3, 150, 133, noise=0.1)
+    whole = inf.translate(m, x, "a", tile=None)
+    tiled = inf.translate(m, x, "a", tile=64, overlap=16)
+    assert (tiled - whole).abs().max() < 1e-4
+
+
 @pytest.mark.parametrize("name", ["emoji64", "image256"])
 def test_tiled_instance_norm_global_stats_match_whole(name):
     m = _model(name)  # instance norm

@@ -124,12 +124,14 @@ class Upsample(nn.Module):
                 nn.ReLU(inplace=True),
             )
         else:
-            # nearest + 5x5 conv: no checkerboard artefacts (Odena et al., 2016)
-            self.conv = ConvBlock(cin, cout, 5, 1, norm)
+            # resize, then convolve: no checkerboard artefacts (Odena et al., 2016)
+            self.conv = ConvBlock(cin, cout, 5 if mode == "nearest" else 3, 1, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "nearest":
             x = F.interpolate(x, scale_factor=2, mode="nearest")
+        elif self.mode == "bilinear":
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         return self.conv(x)
 
 

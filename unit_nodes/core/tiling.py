@@ -48,7 +48,8 @@ def receptive_radius(config: UNITConfig, part: str = "translate") -> int:
     dec = res + 3
     for i in range(config.n_downsample):
         new = top // 2 ** (i + 1)  # scale after this up-sampling step
-        dec += 3 * new if config.upsample == "nearest" else 2 * new  # 5x5 conv + nearest rounding | 4x4 transpose
+        # 5x5 conv + nearest rounding | 3x3 conv + bilinear's one low-res neighbour | 4x4 transpose
+        dec += 2 * new if config.upsample == "transpose" else 3 * new
     r = {"translate": enc + dec, "encode": enc, "decode": dec}[part]
     return _round_up(r, config.stride)
 
