@@ -45,7 +45,7 @@ def add_train(sub) -> None:
     p.add_argument("--channels-a", type=int, choices=(1, 3), default=None, help="channels of domain A (default: preset/data set)")
     p.add_argument("--channels-b", type=int, choices=(1, 3), default=None, help="channels of domain B (default: preset/data set)")
     p.add_argument("--steps", type=int, default=None,
-                   help="total training iterations (default: the preset's: emoji64 2500, digits32 3000, image256 100000; "
+                   help="total training iterations (default: the preset's: emoji64 2000, digits32 3000, image256 100000; "
                         "with --resume: the run's own)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per domain per iteration (default: the preset's: emoji64 4, digits32 16, image256 1)")
