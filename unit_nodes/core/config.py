@@ -312,8 +312,9 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
                                       lambda_cc_recon=100.0, cycle_domains="ab")
 
 # What a training run with each preset defaults to (CLI and Train UNIT): batch size and steps.
-# emoji64: about 30 min on a 2-core CPU (~0.86 s per step with one thread); on a GPU the same
-# run takes about a minute and more steps pay (see the node's tooltips and docs/PERFORMANCE.md).
+# emoji64: under 30 min on a 2-core CPU (~0.86 s per step with one thread, ~0.62 s with two);
+# on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
+# docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
     "digits32": dict(batch_size=16, steps=3000),
     "emoji64": dict(batch_size=4, steps=2000),
