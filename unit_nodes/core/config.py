@@ -17,10 +17,11 @@ NORMS = ("instance", "batch", "none")
 GAN_MODES = ("lsgan", "nonsaturating")
 CYCLE_DOMAINS = ("ab", "a", "b")
 LR_POLICIES = ("constant", "step", "linear")
-# nearest: nearest x2 + 5x5 conv (the reference implementation); transpose: 4x4 transposed conv
-# (cheapest, but prone to checkerboard grain); bilinear: bilinear x2 + 3x3 conv (no checkerboard,
-# 9/25 of nearest's cost)
-UPSAMPLE_MODES = ("nearest", "transpose", "bilinear")
+# Each up-sampling mode and the kernel size of its conv: nearest x2 + 5x5 conv (the reference
+# implementation); 4x4 transposed conv (cheapest, but prone to checkerboard grain); bilinear x2 +
+# 3x3 conv (no checkerboard, 9/25 of nearest's cost).
+UPSAMPLE_KERNEL = {"nearest": 5, "transpose": 4, "bilinear": 3}
+UPSAMPLE_MODES = tuple(UPSAMPLE_KERNEL)
 
 
 class ConfigError(ValueError):
@@ -253,7 +254,7 @@ def parameter_estimate(config: "UNITConfig") -> int:
     res_blocks = 2 * (2 * (config.n_res_blocks - config.n_shared) + config.n_shared)  # E and G, shared once
     image_side = 49 * (config.channels_a + config.channels_b) * b * 2  # first encoder and last generator convs
     down = sum(16 * (b * 2**i) * (b * 2**(i + 1)) for i in range(n))
-    k = {"transpose": 16, "nearest": 25, "bilinear": 9}[config.upsample]
+    k = UPSAMPLE_KERNEL[config.upsample] ** 2
     up = sum(k * (lat // 2**i) * (lat // 2**(i + 1)) for i in range(n))
     dis, c_in, c = 0, 3, config.dis_channels
     for _ in range(config.dis_layers):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import UNITConfig
+from .config import UPSAMPLE_KERNEL, UNITConfig
 
 DOMAINS = ("a", "b")
 
@@ -117,21 +117,20 @@ class Upsample(nn.Module):
     def __init__(self, cin: int, cout: int, norm: str, mode: str):
         super().__init__()
         self.mode = mode
+        k = UPSAMPLE_KERNEL[mode]
         if mode == "transpose":
             self.conv = nn.Sequential(
-                nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm != "batch"),
+                nn.ConvTranspose2d(cin, cout, k, 2, 1, bias=norm != "batch"),
                 make_norm(norm, cout),
                 nn.ReLU(inplace=True),
             )
         else:
             # resize, then convolve: no checkerboard artefacts (Odena et al., 2016)
-            self.conv = ConvBlock(cin, cout, 5 if mode == "nearest" else 3, 1, norm)
+            self.conv = ConvBlock(cin, cout, k, 1, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "nearest":
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-        elif self.mode == "bilinear":
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        if self.mode != "transpose":
+            x = F.interpolate(x, scale_factor=2, mode=self.mode, align_corners=False if self.mode == "bilinear" else None)
         return self.conv(x)
 
 

@@ -160,8 +160,8 @@ class TrainingClock:
     and process CPU time (which, unlike wall time, stays comparable when other jobs share the
     cores). Time-to-quality curves of resumed runs need it: a per-process clock restarts at 0."""
 
-    def __init__(self, seconds: float = 0.0, cpu_seconds: float = 0.0):
-        self.before = (float(seconds), float(cpu_seconds))
+    def __init__(self):
+        self.before = (0.0, 0.0)  # set from the checkpoint on a resume
         self._since: tuple[float, float] | None = None
 
     def elapsed(self) -> tuple[float, float]:
@@ -415,28 +415,25 @@ class Trainer:
             if len(ds) == 0:
                 raise ValueError(f"{name} has no training images")
         with self.clock.running():
-            self._fit(dataset_a, dataset_b, steps, batch_size, callback, checkpoint_path, checkpoint_every)
-
-    def _fit(self, dataset_a, dataset_b, steps, batch_size, callback, checkpoint_path, checkpoint_every) -> None:
-        while self.step < steps:
-            x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
-            try:
-                losses = self.train_step(x_a, x_b)
-            except FloatingPointError as exc:
-                raise self._diverged(str(exc), checkpoint_path) from exc
-            if checkpoint_path and checkpoint_every and self.step % checkpoint_every == 0:
-                self.sync_buffers()
-                self._save_finite(checkpoint_path)
-            if callback is not None:
+            while self.step < steps:
+                x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
                 try:
-                    callback(StepReport(self.step, steps, losses, (x_a, x_b)))
-                except BaseException:
-                    if checkpoint_path:
-                        self._save_finite(checkpoint_path)
-                    raise
-        self.sync_buffers()
-        if checkpoint_path:
-            self._save_finite(checkpoint_path)
+                    losses = self.train_step(x_a, x_b)
+                except FloatingPointError as exc:
+                    raise self._diverged(str(exc), checkpoint_path) from exc
+                if checkpoint_path and checkpoint_every and self.step % checkpoint_every == 0:
+                    self.sync_buffers()
+                    self._save_finite(checkpoint_path)
+                if callback is not None:
+                    try:
+                        callback(StepReport(self.step, steps, losses, (x_a, x_b)))
+                    except BaseException:
+                        if checkpoint_path:
+                            self._save_finite(checkpoint_path)
+                        raise
+            self.sync_buffers()
+            if checkpoint_path:
+                self._save_finite(checkpoint_path)
 
     def _save_finite(self, path: str | os.PathLike) -> Path | None:
         try:
