@@ -192,3 +192,19 @@ def test_set_reads_true_and_false_for_switches():
     assert _parse_overrides(["mirrored_init=No"]) == {"mirrored_init": False}
     with pytest.raises(UserError, match="mirrored_init.*'maybe'"):
         _parse_overrides(["mirrored_init=maybe"])
+
+
+def test_linear_policy_holds_the_rate_until_its_decay_start_then_falls_to_zero():
+    a, b = shapes_and_inversions(8)
+    trainer = Trainer(UNIT(tiny_config(lr=1e-3, lr_policy="linear", total_steps=4, lr_decay_start=0.5)), device="cpu")
+    assert [trainer.lr_at(s) for s in range(5)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 0.0])
+    # the optimisers get the step's rate
+    for want in (1e-3, 1e-3, 1e-3, 5e-4):
+        trainer.train_step(a[:2], b[:2])
+        assert [g["lr"] for opt in (trainer.opt_g, trainer.opt_d) for g in opt.param_groups] == pytest.approx(
+            [want] * sum(len(opt.param_groups) for opt in (trainer.opt_g, trainer.opt_d)))
+    # 0 (the default) is the plain linear decay from the first step
+    plain = Trainer(UNIT(tiny_config(lr=1e-3, lr_policy="linear", total_steps=4)), device="cpu")
+    assert [plain.lr_at(s) for s in range(5)] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4, 0.0])
+    with pytest.raises(ConfigError, match="lr_decay_start"):
+        tiny_config(lr_decay_start=1.0)

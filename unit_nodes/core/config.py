@@ -73,6 +73,10 @@ class UNITConfig:
     lr_step_size: int = 100_000
     lr_gamma: float = 0.5
     total_steps: int = 100_000  # horizon of the 'linear' policy
+    # Where the 'linear' policy starts to decay, as a fraction of total_steps: the lr stays
+    # constant before it and falls linearly to 0 at total_steps (CycleGAN's schedule; 0.5 is
+    # its 100 + 100 epochs). 0 decays from the first step.
+    lr_decay_start: float = 0.0
     grad_clip: float = 0.0  # 0 disables
 
     # --- training aids (additions to the paper; 0 / "" is the paper's setting) ----------
@@ -160,6 +164,7 @@ class UNITConfig:
         need(self.lr_step_size >= 1, "lr_step_size", "must be >= 1")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
         need(self.total_steps >= 1, "total_steps", "must be >= 1")
+        need(0 <= self.lr_decay_start < 1, "lr_decay_start", "must be in [0, 1): a fraction of total_steps")
         need(self.domain_a != self.domain_b, "domain_b", "must differ from domain_a")
         need(
             self.image_size % self.stride == 0,

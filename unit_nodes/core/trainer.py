@@ -43,7 +43,7 @@ from .weights import NonFiniteTensorsError
 # The config fields a resumed run may change: how fast it learns, not what it learns. Anything
 # else (architecture, losses, weights) would make the checkpoint's parameters or objective
 # mean something other than what they were trained for.
-SCHEDULE_FIELDS = ("lr", "lr_policy", "lr_step_size", "lr_gamma", "total_steps")
+SCHEDULE_FIELDS = ("lr", "lr_policy", "lr_step_size", "lr_gamma", "total_steps", "lr_decay_start")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -281,7 +281,8 @@ class Trainer:
         if cfg.lr_policy == "step":
             return cfg.lr * cfg.lr_gamma ** (step // cfg.lr_step_size)
         if cfg.lr_policy == "linear":
-            return cfg.lr * max(0.0, 1.0 - step / cfg.total_steps)
+            start = cfg.lr_decay_start * cfg.total_steps
+            return cfg.lr * min(1.0, max(0.0, (cfg.total_steps - step) / (cfg.total_steps - start)))
         return cfg.lr
 
     def _autocast(self):
