@@ -292,11 +292,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The fast RGB recipe, measured on Google <-> Twitter emoji at an equal CPU budget
     # (docs/RESULTS.md, "emoji recipe"): a /2 latent (48 x 32 x 32 at 64 px) keeps the detail
     # that a /4 latent blurs away; bilinear + 3x3 upsampling has no checkerboard grain (unlike
-    # transposed convs) and costs 9/25 of nearest + 5x5, and reaches the lowest FID per CPU
-    # minute of the three; the
-    # exported weights are a moving average, D sees translated/cut-out copies, and B's private
-    # layers start as copies of A's (mirrored_init: the translation starts as the
-    # reconstruction, so it keeps the input's colours instead of swapping hues).
+    # transposed convs), costs 9/25 of nearest + 5x5 and reaches the lowest FID per CPU minute
+    # of the three; the exported weights are a moving average, D sees translated/cut-out
+    # copies, and B's private layers start as copies of A's (mirrored_init: the translation
+    # starts as the reconstruction, so it keeps the input's colours instead of swapping hues).
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=24, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
@@ -319,7 +318,7 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
                                       lambda_cc_recon=100.0, cycle_domains="ab")
 
 # What a training run with each preset defaults to (CLI and Train UNIT): batch size and steps.
-# emoji64: under 30 min on a 2-core CPU (~0.75 s per step with one thread, ~0.52 s with two);
+# emoji64: under 30 min on a 2-core CPU (~0.75 s per step with one thread, ~0.50 s with two);
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {

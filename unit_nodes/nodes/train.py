@@ -135,7 +135,7 @@ class TrainUNIT(io.ComfyNode):
             category=CATEGORY,
             description="Trains a UNIT model on two unpaired image folders and saves it to models/unit/<save_name>/. "
                         "Cancel keeps a checkpoint; queueing again with the same save_name resumes. The defaults "
-                        "(emoji64, 2000 steps, batch 4) take under 30 min on a 2-core CPU (about 18 with both cores free) and about a minute on a GPU; "
+                        "(emoji64, 2000 steps, batch 4) take under 30 min on a 2-core CPU (about 17 with both cores free) and about a minute on a GPU; "
                         "the node shows seconds per step and the time left while it runs.",
             inputs=[
                 io.String.Input("folder_a", default="examples/emoji-google",
