@@ -318,7 +318,8 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
                                       lambda_cc_recon=100.0, cycle_domains="ab")
 
 # What a training run with each preset defaults to (CLI and Train UNIT): batch size and steps.
-# emoji64: under 30 min on a 2-core CPU (~0.75 s per step with one thread, ~0.50 s with two);
+# emoji64: 2000 steps take ~17 min on a free 2-core AVX-512 CPU (~0.50 s per step with two threads),
+# ~31 min on an AVX2-only one (~0.92 s per step);
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
