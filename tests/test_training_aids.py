@@ -158,6 +158,72 @@ def test_identity_anchor_adds_its_weighted_l1_and_is_off_by_default():
         tiny_config(lambda_identity=-1.0)
 
 
+def test_discriminator_features_are_the_hidden_layers_of_its_forward_pass():
+    torch.manual_seed(0)
+    dis = UNIT(tiny_config(dis_scales=2, dis_layers=2, dis_shared_layers=1)).dis["a"].eval()
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    feats = dis.features(x)
+    # 2 scales x 2 hidden layers (the logit layer is not a feature); the shared tail's
+    # hidden layer is included, and each scale's logits follow from its last feature
+    assert [tuple(f.shape) for f in feats] == [(3, 16, 8, 8), (3, 32, 4, 4), (3, 16, 4, 4), (3, 32, 2, 2)]
+    logits = dis(x)
+    for s, last in ((0, feats[1]), (1, feats[3])):
+        torch.testing.assert_close(dis.shared[s][-1](last), logits[s])
+
+
+def test_feature_matching_adds_its_weighted_terms_and_is_off_by_default():
+    """lambda_fm * (FM(x_i, x_ii) + w_i FM(x_i, x_iji)) per domain, FM = mean over D's layers
+    of the L1 between hidden activations; the cycle part follows cycle_domains."""
+    from unit_nodes.core.losses import UNITObjective, feature_matching, l1
+
+    assert UNITConfig().lambda_fm == 0.0
+    g = torch.Generator().manual_seed(2)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
+    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
+    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    d = [r(2, 1, 2, 2)]
+    feats = {k: [r(6, 3, 4, 4), r(6, 5, 2, 2)] for k in ("a", "b")}  # [x; recon; cycle] per layer
+    base, terms = UNITObjective(tiny_config()).translator(x_a, x_b, f, d, d, feats)
+    assert not any(k.startswith("fm") for k in terms)
+    loss, terms = UNITObjective(tiny_config(lambda_fm=4.0, cycle_domains="a")).translator(x_a, x_b, f, d, d, feats)
+    fm = {k: [(h[:2], h[2:4], h[4:]) for h in feats[k]] for k in feats}
+    expect = {}
+    for k in "ab":
+        expect[f"fm_{k}"] = (l1(fm[k][0][1], fm[k][0][0]) + l1(fm[k][1][1], fm[k][1][0])) / 2
+        expect[f"fm_cycle_{k}"] = (l1(fm[k][0][2], fm[k][0][0]) + l1(fm[k][1][2], fm[k][1][0])) / 2
+        torch.testing.assert_close(terms[f"fm_{k}"], expect[f"fm_{k}"])
+        torch.testing.assert_close(terms[f"fm_cycle_{k}"], expect[f"fm_cycle_{k}"])
+    base_a, _ = UNITObjective(tiny_config(cycle_domains="a")).translator(x_a, x_b, f, d, d)
+    torch.testing.assert_close(loss - base_a, 4.0 * (expect["fm_a"] + expect["fm_cycle_a"] + expect["fm_b"]), rtol=1e-4, atol=1e-4)
+    assert torch.allclose(feature_matching(feats["a"], feats["a"]), torch.tensor(0.0))
+    with pytest.raises(ValueError, match="lambda_fm"):
+        UNITObjective(tiny_config(lambda_fm=1.0)).translator(x_a, x_b, f, d, d)
+    with pytest.raises(ConfigError, match="lambda_fm"):
+        tiny_config(lambda_fm=-1.0)
+
+
+@pytest.mark.parametrize("dis_norm", ["none", "batch"])
+def test_feature_matching_trains_the_translator_and_leaves_d_alone(dis_norm):
+    """With lambda_fm the E+G step also follows D's features of the reconstructions: the same
+    step from the same state moves G differently than without it, D's weights move only in
+    D's own step, and the run stays finite."""
+    x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    gens = {}
+    for lambda_fm in (0.0, 10.0):
+        torch.manual_seed(0)
+        trainer = Trainer(UNIT(tiny_config(lambda_fm=lambda_fm, dis_norm=dis_norm, dis_scales=2)), device="cpu")
+        fwd = trainer.forward(x_a, x_b)
+        trainer.d_step(x_a, x_b, fwd)
+        d_before = [p.detach().clone() for p in trainer.model.dis.parameters()]
+        losses = trainer.g_step(x_a, x_b, fwd)
+        assert all(torch.equal(a, b) for a, b in zip(d_before, trainer.model.dis.parameters()))
+        assert ({"fm_a", "fm_b", "fm_cycle_a", "fm_cycle_b"} <= set(losses)) == bool(lambda_fm)
+        gens[lambda_fm] = [p.detach().clone() for p in trainer.model.gen["a"].parameters()]
+        assert all(torch.isfinite(torch.tensor(v)) for v in trainer.train_step(x_a, x_b).values())
+    assert not all(torch.equal(a, b) for a, b in zip(gens[0.0], gens[10.0]))
+
+
 def test_mirrored_init_starts_translation_as_reconstruction_with_untied_copies():
     torch.manual_seed(0)
     assert UNITConfig().mirrored_init is False  # the paper: independent initialisation

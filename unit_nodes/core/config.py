@@ -97,6 +97,12 @@ class UNITConfig:
     # and the two decoders read the shared code the same way from step 0. Nothing is tied:
     # the copies train apart from there. False is the paper (independent initialisation).
     mirrored_init: bool = False
+    # Feature matching (pix2pixHD; the learned similarity of VAE/GAN, Larsen et al. 2016):
+    # lambda_fm * mean L1 between D_i's hidden activations of x_i and of its reconstruction
+    # and cycle reconstruction. A pixel L1 is met by a blurred average of what the code
+    # allows; D's features also see edges and texture, so reconstructions (and through the
+    # shared code the translations) keep more detail. 0 is the paper.
+    lambda_fm: float = 0.0
 
     preset: str = ""  # informational: which preset this config started from
 
@@ -148,7 +154,7 @@ class UNITConfig:
         need(self.cycle_domains in CYCLE_DOMAINS, "cycle_domains", f"must be one of {CYCLE_DOMAINS}")
         need(self.lr_policy in LR_POLICIES, "lr_policy", f"must be one of {LR_POLICIES}")
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "lambda_identity",
-                     "weight_decay", "grad_clip"):
+                     "lambda_fm", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
         need(0 <= self.ema_decay < 1, "ema_decay",
@@ -312,7 +318,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
-                                      mirrored_init=False,
+                                      mirrored_init=False, lambda_fm=0.0,
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")

@@ -25,6 +25,12 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).abs().mean()
 
 
+def feature_matching(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean over D's layers of the L1 between its activations of real images and of their
+    paired reconstructions; the real side is a fixed target."""
+    return sum(l1(f.float(), r.detach().float()) for r, f in zip(real, fake, strict=True)) / len(real)
+
+
 class GANLoss(nn.Module):
     """Adversarial loss over a list of logit maps (one per discriminator scale)."""
 
@@ -66,8 +72,9 @@ class UNITObjective:
 
     D minimises its GAN terms (``discriminator``); E and G minimise the sum of all terms
     against the frozen D (``translator``). ``cycle_domains`` can drop one side's cycle L1.
-    An addition to the paper, 0 by default: ``lambda_identity`` * |x_ij - x_i|_1, a colour
-    anchor that keeps each translation close to its input.
+    Additions to the paper, 0 by default: ``lambda_identity`` * |x_ij - x_i|_1, a colour
+    anchor that keeps each translation close to its input; ``lambda_fm`` * feature matching
+    of each image with its reconstruction and cycle reconstruction in D_i's hidden layers.
     """
 
     def __init__(self, config):
@@ -80,8 +87,11 @@ class UNITObjective:
         d_b = self.gan.discriminator_loss(real_b, fake_b)
         return self.config.lambda_gan * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
 
-    def translator(self, x_a, x_b, f: dict[str, torch.Tensor], d_a_on_ba, d_b_on_ab) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``f``: the TranslatorPass outputs; ``d_a_on_ba``: D_a's outputs on x_ba (translations into A)."""
+    def translator(self, x_a, x_b, f: dict[str, torch.Tensor], d_a_on_ba, d_b_on_ab,
+                   features: dict[str, list[torch.Tensor]] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``f``: the TranslatorPass outputs; ``d_a_on_ba``: D_a's outputs on x_ba (translations into A);
+        ``features`` (needed when lambda_fm > 0): for each domain i, D_i's hidden activations of
+        the batch [x_i; x_ii; x_iji] (image, reconstruction, cycle reconstruction)."""
         cfg = self.config
         x_a, x_b = x_a.float(), x_b.float()
         t = {
@@ -100,4 +110,12 @@ class UNITObjective:
         if cfg.lambda_identity:
             t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), x_a), l1(f["x_ba"].float(), x_b)
             loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
+        if cfg.lambda_fm:
+            if features is None:
+                raise ValueError("lambda_fm > 0 needs D's features of the images and their reconstructions")
+            for d, w in (("a", w_a), ("b", w_b)):
+                real, rec, cyc = zip(*(h.chunk(3) for h in features[d]))
+                t[f"fm_{d}"] = feature_matching(real, rec)
+                t[f"fm_cycle_{d}"] = feature_matching(real, cyc)
+                loss = loss + cfg.lambda_fm * (t[f"fm_{d}"] + w * t[f"fm_cycle_{d}"])
         return loss, t

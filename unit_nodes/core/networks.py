@@ -195,6 +195,20 @@ class Discriminator(nn.Module):
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
         return outs
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activations of every layer but the logit layer, at every scale (for feature
+        matching); the same computation as ``forward`` up to the logits."""
+        feats = []
+        for s, head in enumerate(self.private):
+            layers = list(head) + (list(self.shared[s]) if self.shared is not None else [])
+            h = x
+            for layer in layers[:-1]:
+                h = layer(h)
+                feats.append(h)
+            if s + 1 < len(self.private):
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+        return feats
+
 
 def _shared_dis_tails(config: UNITConfig) -> nn.ModuleList | None:
     n = config.dis_shared_layers

@@ -344,15 +344,27 @@ class Trainer:
         self.model.dis.requires_grad_(False)
         dis = self.model.dis
         with self._autocast():
+            features = None
+            if self.config.lambda_fm:
+                # D's layers are per-image unless batch-normed, so one pass per domain is exact
+                features = {d: self._dis_features(dis[d], x, fwd[f"x_{d}{d}"], fwd[cyc])
+                            for d, x, cyc in (("a", x_a, "x_aba"), ("b", x_b, "x_bab"))}
             # translations into A must fool D_a, translations into B D_b
             loss, terms = self.objective.translator(x_a, x_b, fwd, dis["a"](self._augment(fwd["x_ba"])),
-                                                    dis["b"](self._augment(fwd["x_ab"])))
+                                                    dis["b"](self._augment(fwd["x_ab"])), features)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_g)
         self.scaler.step(self.opt_g)
         self.model.dis.requires_grad_(True)
         return {"g_total": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def _dis_features(self, dis, x: torch.Tensor, rec: torch.Tensor, cyc: torch.Tensor) -> list[torch.Tensor]:
+        """D's hidden activations of [x; rec; cyc] (un-augmented: the pairs must stay aligned)."""
+        if self.config.dis_norm == "batch":
+            parts = [dis.features(t) for t in (x, rec, cyc)]
+            return [torch.cat(layer) for layer in zip(*parts)]
+        return dis.features(torch.cat([x, rec, cyc]))
 
     def _clip(self, opt: torch.optim.Optimizer) -> None:
         if self.config.grad_clip > 0:
