@@ -45,13 +45,13 @@ def test_every_architecture_field_shapes_the_networks():
     # each field listed in ARCHITECTURE_FIELDS changes the weights' shapes or the computation that reads them
     base = tiny_config()
     other = dict(channels_a=3, channels_b=3, base_channels=4, n_downsample=1, n_res_blocks=3, n_shared=2,
-                 norm="instance", upsample="nearest", dis_channels=8, dis_layers=1, dis_scales=2, dis_shared_layers=1,
+                 code_gain=2.0, norm="instance", upsample="nearest", dis_channels=8, dis_layers=1, dis_scales=2, dis_shared_layers=1,
                  dis_norm="batch")
     assert set(other) == set(run.ARCHITECTURE_FIELDS)
 
     def layout(cfg):
         return {k: (tuple(v.shape), type(m).__name__) for m in [UNIT(cfg)] for k, v in m.state_dict().items()}, \
-            [type(m).__name__ for m in UNIT(cfg).modules()]
+            [(type(m).__name__, getattr(m, "code_gain", None)) for m in UNIT(cfg).modules()]
 
     for name, value in other.items():
         assert layout(base.replace(**{name: value})) != layout(base), name

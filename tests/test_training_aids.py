@@ -224,6 +224,29 @@ def test_feature_matching_trains_the_translator_and_leaves_d_alone(dis_norm):
     assert not all(torch.equal(a, b) for a, b in zip(gens[0.0], gens[10.0]))
 
 
+def test_code_gain_scales_the_mean_everywhere_it_is_computed(tmp_path):
+    """E's output is gain x the paper's encoder output, in inference (encode) and in the
+    training pass alike, and the gain is part of the saved config."""
+    assert UNITConfig().code_gain == 1.0
+    torch.manual_seed(0)
+    paper = UNIT(tiny_config(norm="instance"))  # per-image statistics: one batch or two give the same codes
+    torch.manual_seed(0)
+    gained = UNIT(tiny_config(norm="instance", code_gain=4.0))
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(gained.encode(x, "b"), 4.0 * paper.encode(x, "b"))
+        fwd = Trainer(gained, device="cpu").forward(x, x)
+        torch.testing.assert_close(fwd["mu_a"], 4.0 * paper.encode(x, "a"))
+        torch.testing.assert_close(fwd["mu_b"], 4.0 * paper.encode(x, "b"))
+    save_model(gained, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config.code_gain == 4.0
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval().encode(x, "a"), gained.eval().encode(x, "a"))
+    with pytest.raises(ConfigError, match="code_gain"):
+        tiny_config(code_gain=0.0)
+
+
 def test_mirrored_init_starts_translation_as_reconstruction_with_untied_copies():
     torch.manual_seed(0)
     assert UNITConfig().mirrored_init is False  # the paper: independent initialisation

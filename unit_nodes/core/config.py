@@ -44,6 +44,13 @@ class UNITConfig:
     n_shared: int = 1  # last encoder / first generator blocks shared by both domains
     norm: str = "instance"
     upsample: str = "nearest"
+    # Fixed factor on E's output (the mean of q(z|x)). E ends in instance-normalised residual
+    # blocks, so its output sits at about unit scale and the unit-variance noise eta of the
+    # paper is as large as the code itself: the decoder learns from codes it can barely
+    # read, and reconstructions blur. A gain g lets the code stand g times above the noise
+    # from the first step (the KL terms then price the larger code, as the objective says).
+    # 1 is the paper and its reference implementation.
+    code_gain: float = 1.0
 
     # --- discriminators -------------------------------------------------------------
     dis_channels: int = 64
@@ -157,6 +164,7 @@ class UNITConfig:
                      "lambda_fm", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
+        need(0 < float(self.code_gain) <= 100, "code_gain", "must be in (0, 100] (1 is the paper)")
         need(0 <= self.ema_decay < 1, "ema_decay",
              "must be in [0, 1) (0 disables the moving average)")
         try:
@@ -318,7 +326,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
-                                      mirrored_init=False, lambda_fm=0.0,
+                                      mirrored_init=False, lambda_fm=0.0, code_gain=1.0,
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")

@@ -105,12 +105,17 @@ class Encoder(nn.Module):
             layers.append(ResBlock(c, config.norm))
         self.private = nn.Sequential(*layers)
         self.shared = shared
+        self.code_gain = float(config.code_gain)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.private(x)
         for block in self.shared:
             h = block(h)
-        return h
+        return self.scale_code(h)
+
+    def scale_code(self, h: torch.Tensor) -> torch.Tensor:
+        """The last shared block's output -> the mean of q(z|x) (``config.code_gain``)."""
+        return h * self.code_gain if self.code_gain != 1.0 else h
 
 
 class Upsample(nn.Module):

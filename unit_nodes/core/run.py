@@ -30,7 +30,7 @@ from .weights import read_config
 
 # The fields that shape the networks: a model's weights fit no config that differs in one of them.
 ARCHITECTURE_FIELDS = ("channels_a", "channels_b", "base_channels", "n_downsample", "n_res_blocks", "n_shared",
-                       "norm", "upsample", "dis_channels", "dis_layers", "dis_scales", "dis_shared_layers", "dis_norm")
+                       "code_gain", "norm", "upsample", "dis_channels", "dis_layers", "dis_scales", "dis_shared_layers", "dis_norm")
 # Free-form notes kept in the file; a resume keeps the run's own.
 NOTES_FIELDS = ("extra",)
 

@@ -101,6 +101,7 @@ class TranslatorPass(nn.Module):
         h = torch.cat([self.enc["a"].private(x_a), self.enc["b"].private(x_b)])
         for block in self.enc["a"].shared:  # the same blocks as enc['b'].shared
             h = block(h)
+        h = self.enc["a"].scale_code(h)  # one config: the same gain in E_b
         return h[: x_a.shape[0]], h[x_a.shape[0]:]
 
     def _shared_decode(self, z: torch.Tensor) -> torch.Tensor:
