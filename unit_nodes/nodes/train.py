@@ -160,8 +160,8 @@ class TrainUNIT(io.ComfyNode):
                              tooltip="Training resolution: images are resized (shorter side) and centre-cropped to this square. "
                                      "The model later translates images of any size."),
                 io.Float.Input("learning_rate", default=PRESETS["emoji64"]["lr"], min=1e-7, max=1e-1, step=1e-5, round=1e-7,
-                               tooltip="Adam learning rate: 2e-4 for the emoji64 recipe (its moving-average export "
-                                       "smooths the faster rate), the paper's 1e-4 for digits32 and image256. Queueing a "
+                               tooltip="Adam learning rate: 4e-4 for the emoji64 recipe (measured: at 2000 steps it "
+                                       "beats 2e-4 by about 8 FID points), the paper's 1e-4 for digits32 and image256. Queueing a "
                                        "resumed run with a lower value decays the rate from its current step on."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Seed of the initial weights, the data order and the training noise. "
