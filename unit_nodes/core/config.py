@@ -310,7 +310,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # of the three; the exported weights are a moving average, D sees translated/cut-out
     # copies, and B's private layers start as copies of A's (mirrored_init: the translation
     # starts as the reconstruction, so it keeps the input's colours instead of swapping hues).
-    # lr 4e-4 (4x the paper's): at the default 2000 steps FID 108.1 / 101.0 against 116.8 / 109.2
+    # lr 4e-4 (4x the paper's): at 2000 steps FID 108.1 / 101.0 against 116.8 / 109.2
     # and 117.1 / 109.9 for 2e-4, which needs about 4300 steps for that (docs/RESULTS.md, item 00000).
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=24, n_downsample=1, n_res_blocks=3, n_shared=1,
@@ -334,13 +334,15 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
                                       lambda_cc_recon=100.0, cycle_domains="ab")
 
 # What a training run with each preset defaults to (CLI and Train UNIT): batch size and steps.
-# emoji64: 2000 steps take ~17 min on a free 2-core AVX-512 CPU (~0.50 s per step with two threads),
-# ~31 min on an AVX2-only one (~0.92 s per step);
+# emoji64: 1800 steps take ~15 min on a free 2-core AVX-512 CPU (~0.50 s per step with two threads),
+# ~28 min on an AVX2-only one (~0.92 s per step), inside the 30 minutes a CPU user should wait; with
+# lr 4e-4 they score better than 2000 steps of 2e-4 did (FID 110.5 / 105.4 at 1500, 108.1 / 101.0
+# at 2000, against 116.8 / 109.2 for 2e-4 at 2000: docs/RESULTS.md item 00000);
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
     "digits32": dict(batch_size=16, steps=3000),
-    "emoji64": dict(batch_size=4, steps=2000),
+    "emoji64": dict(batch_size=4, steps=1800),
     "image256": dict(batch_size=1, steps=100_000),
 }
 
