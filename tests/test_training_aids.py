@@ -117,16 +117,23 @@ def test_step_timer_reports_the_steady_rate_and_time_left():
     assert format_duration(3725) == "1 h 02 min" and format_duration(59.4) == "59 s"
 
 
+def random_translator_pass(seed: int):
+    """A seeded stand-in for TranslatorPass's outputs on 2 gray 8 px images (4 x 2 x 2 codes),
+    and the draw function, to draw D's outputs from the same stream."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
+    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
+    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    return r, x_a, x_b, f
+
+
 def test_objective_reads_like_the_paper():
     """UNITObjective.translator is lambda1*KL + lambda2*L1 (VAE) + lambda0*GAN + lambda3*KLs +
     lambda4*cycle L1, checked term by term against the formula written out here."""
     from unit_nodes.core.losses import GANLoss, UNITObjective, kl_unit_variance, l1
 
-    g = torch.Generator().manual_seed(0)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
-    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
-    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    r, x_a, x_b, f = random_translator_pass(seed=0)
     d_a, d_b = [r(2, 1, 2, 2)], [r(2, 1, 2, 2)]
     cfg = tiny_config(lambda_gan=3.0, lambda_kl=0.5, lambda_recon=7.0, lambda_cc_kl=0.25, lambda_cc_recon=11.0)
     loss, terms = UNITObjective(cfg).translator(x_a, x_b, f, d_a, d_b)
@@ -144,11 +151,7 @@ def test_objective_reads_like_the_paper():
 def test_identity_anchor_adds_its_weighted_l1_and_is_off_by_default():
     from unit_nodes.core.losses import UNITObjective, l1
 
-    g = torch.Generator().manual_seed(1)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
-    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
-    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    r, x_a, x_b, f = random_translator_pass(seed=1)
     d = [r(2, 1, 2, 2)]
     base, terms = UNITObjective(tiny_config()).translator(x_a, x_b, f, d, d)
     assert "identity_a" not in terms and UNITConfig().lambda_identity == 0.0
@@ -177,11 +180,7 @@ def test_feature_matching_adds_its_weighted_terms_and_is_off_by_default():
     from unit_nodes.core.losses import UNITObjective, feature_matching, l1
 
     assert UNITConfig().lambda_fm == 0.0
-    g = torch.Generator().manual_seed(2)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    x_a, x_b = r(2, 1, 8, 8), r(2, 1, 8, 8)
-    f = {k: r(2, 4, 2, 2) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")}
-    f.update({k: r(2, 1, 8, 8) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    r, x_a, x_b, f = random_translator_pass(seed=2)
     d = [r(2, 1, 2, 2)]
     feats = {k: [r(6, 3, 4, 4), r(6, 5, 2, 2)] for k in ("a", "b")}  # [x; recon; cycle] per layer
     base, terms = UNITObjective(tiny_config()).translator(x_a, x_b, f, d, d, feats)

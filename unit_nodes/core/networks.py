@@ -189,29 +189,31 @@ class Discriminator(nn.Module):
             self.private.append(nn.Sequential(*layers[: len(layers) - n_shared]))
         self.shared = shared_tails  # ModuleList of Sequential per scale, or None
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
+    def _scales(self, x: torch.Tensor):
+        """(input, layers) per scale: the image pooled once more for each coarser scale, and
+        that scale's private head followed by its shared tail."""
         for s, head in enumerate(self.private):
-            h = head(x)
-            if self.shared is not None:
-                h = self.shared[s](h)
-            outs.append(h)
+            tail = self.shared[s] if self.shared is not None else ()
+            yield x, [*head, *tail]
             if s + 1 < len(self.private):
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for h, layers in self._scales(x):
+            for layer in layers:
+                h = layer(h)
+            outs.append(h)
         return outs
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The activations of every layer but the logit layer, at every scale (for feature
         matching); the same computation as ``forward`` up to the logits."""
         feats = []
-        for s, head in enumerate(self.private):
-            layers = list(head) + (list(self.shared[s]) if self.shared is not None else [])
-            h = x
+        for h, layers in self._scales(x):
             for layer in layers[:-1]:
                 h = layer(h)
                 feats.append(h)
-            if s + 1 < len(self.private):
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
         return feats
 
 
