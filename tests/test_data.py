@@ -365,3 +365,38 @@ def test_load_domain_registry(tmp_path):
         assert name in str(err.value)
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         data.load_domain(str(tmp_path / "does-not-exist"))
+
+
+# ----------------------------------------------------------------------------- small folders (bench)
+
+
+def test_small_emoji_folders_draw_only_training_emoji_reproducibly(tmp_path):
+    """bench/make_small_emoji_folders.py builds issue 10's small-folder experiment: n training emoji
+    per style (never a test emoji), the same files for the same seed, and it never overwrites."""
+    import subprocess
+    import sys
+
+    need("emoji", "google", "64")
+    script = Path(__file__).resolve().parents[1] / "bench" / "make_small_emoji_folders.py"
+
+    def make(out: Path, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script), "--n", "7", "--out", str(out), "--data-root", str(ROOT),
+                               *extra], capture_output=True, text=True)
+
+    assert make(tmp_path / "one").returncode == 0
+    assert make(tmp_path / "two").returncode == 0
+    test_names = set(data.emoji_names("google", "test", ROOT))
+    for style in ("google", "twitter"):
+        picked = sorted(p.name for p in (tmp_path / "one" / style).iterdir())
+        assert len(picked) == 7 and not set(picked) & test_names
+        assert picked == sorted(p.name for p in (tmp_path / "two" / style).iterdir())
+        same = (tmp_path / "one" / style / picked[0]).read_bytes()
+        assert same == (ROOT / "emoji" / style / "64" / picked[0]).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "one" / "google").iterdir()) != \
+        sorted(p.name for p in (tmp_path / "one" / "twitter").iterdir())  # independent draws
+    again = make(tmp_path / "one")
+    assert again.returncode != 0 and "exists" in again.stderr
+    huge = subprocess.run([sys.executable, str(script), "--n", "100000", "--out", str(tmp_path / "five"),
+                           "--data-root", str(ROOT)], capture_output=True, text=True)
+    assert huge.returncode != 0 and "--n must be in 1..3312" in huge.stderr
+    assert not (tmp_path / "five").exists()  # nothing half-made
