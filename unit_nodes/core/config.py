@@ -310,12 +310,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # of the three; the exported weights are a moving average, D sees translated/cut-out
     # copies, and B's private layers start as copies of A's (mirrored_init: the translation
     # starts as the reconstruction, so it keeps the input's colours instead of swapping hues).
-    # lr 4e-4 (4x the paper's): at 2000 steps FID 108.1 / 101.0 against 116.8 / 109.2
-    # and 117.1 / 109.9 for 2e-4, which needs about 4300 steps for that (docs/RESULTS.md, item 00000).
+    # lr 1.6e-3 (16x the paper's): at 2000 steps FID 97.6 / 93.4, against 101.1 / 94.0 for 8e-4,
+    # 107.6 / 101.2 for 4e-4 and 116.8 / 109.2 for 2e-4 (docs/RESULTS.md, items 00000 and 000000):
+    # with the moving average of the exported weights, a short run gains most from a fast rate.
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=24, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
-        lr=4e-4, ema_decay=0.999, augment="translation,cutout", mirrored_init=True,
+        lr=1.6e-3, ema_decay=0.999, augment="translation,cutout", mirrored_init=True,
     ),
     # The photo architecture of the reference implementation: /4 spatial latent, 4 residual
     # blocks a side with the innermost one shared, 3-scale PatchGAN. A GPU recipe.
@@ -335,9 +336,9 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 
 # What a training run with each preset defaults to (CLI and Train UNIT): batch size and steps.
 # emoji64: 1800 steps take ~15 min on a free 2-core AVX-512 CPU (~0.50 s per step with two threads),
-# ~28 min on an AVX2-only one (~0.92 s per step), inside the 30 minutes a CPU user should wait; with
-# lr 4e-4 they score better than 2000 steps of 2e-4 did (FID 110.5 / 105.4 at 1500, 108.1 / 101.0
-# at 2000, against 116.8 / 109.2 for 2e-4 at 2000: docs/RESULTS.md item 00000);
+# ~28 min on an AVX2-only one (~0.92 s per step), inside the 30 minutes a CPU user should wait; 1800
+# steps of 4e-4 already scored better than 2000 steps of 2e-4 (FID 110.5 / 105.4 at 1500, 108.1 / 101.0
+# at 2000, against 116.8 / 109.2: docs/RESULTS.md item 00000), and the rate is 1.6e-3 now (item 000000);
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
