@@ -99,8 +99,10 @@ def cli_request(server, out, *, steps, lr, image_size=16, channels=1, cycle="ab"
     """The CLI's spelling of node_request (the node always asks for all of these)."""
     args = ["train", "--domain-a", server.input_dir / "run_policy" / "a", "--domain-b",
             server.input_dir / "run_policy" / "b", "--out", out, "--steps", steps, "--batch-size", 2,
-            "--size", image_size, "--lr", lr, "--seed", 0, "--preset", preset_name, "--channels-a", channels,
+            "--size", image_size, "--seed", 0, "--preset", preset_name, "--channels-a", channels,
             "--channels-b", channels, "--set", f"cycle_domains={cycle}", "--sample-every", 0, "--log-every", 1]
+    if lr:  # the node's learning_rate 0 is the CLI's absent --lr: the recipe's own rate
+        args += ["--lr", lr]
     if init:
         args += ["--init", server.models_dir / "unit" / init]
     return [str(a) for a in [*args, *extra]]
@@ -175,6 +177,27 @@ def test_new_and_resumed_runs_get_the_same_config_and_refusals_from_cli_and_node
     for message in refusals:
         assert "the run was trained with image_size=16 (requested: 32); only the learning-rate schedule" in message
     assert before == {f: (f / CHECKPOINT_FILE).read_bytes() for f in (node_dir, cli_dir)}
+
+
+@pytest.mark.comfyui
+@pytest.mark.slow
+def test_learning_rate_0_is_the_recipes_own_rate_for_cli_and_node(server, capsys, tmp_path):
+    """Train UNIT's default learning_rate 0 means the preset's rate (not emoji64's for every
+    preset) and, on resume, the run's own rate: the same as leaving out the CLI's --lr."""
+    node_dir, cli_dir = server.models_dir / "unit" / "policy-rate", tmp_path / "policy-rate"
+    server.run(node_request(server, "policy-rate", steps=1, lr=0), timeout=240)
+    code, err = run_cli(capsys, cli_request(server, cli_dir, steps=1, lr=0))
+    assert code == 0, err[-3000:]
+    cfg = same_export(node_dir, cli_dir)
+    assert cfg["lr"] == preset("digits32").lr == 1e-4 != preset("emoji64").lr
+
+    # a resume with a new rate, then one with 0: the second keeps the rate the run has
+    server.run(node_request(server, "policy-rate", steps=2, lr=5e-5), timeout=240)
+    server.run(node_request(server, "policy-rate", steps=3, lr=0), timeout=240)
+    cfg, meta = exported(node_dir)
+    assert (cfg["lr"], cfg["total_steps"]) == (5e-5, 3)
+    assert json.loads(meta["schedule_changes"]) == [{"step": 1, "lr": 5e-5, "total_steps": 2},
+                                                    {"step": 2, "total_steps": 3}]
 
 
 @pytest.mark.comfyui

@@ -66,13 +66,17 @@ CYCLE_CHOICES = {"both (paper)": "ab", "A->B->A only": "a", "B->A->B only": "b"}
 
 
 def requested_fields(image_size, channels, learning_rate, steps, cycle="both (paper)") -> dict:
-    """The UNITConfig fields the node's inputs ask for (run.py's ``requested``)."""
+    """The UNITConfig fields the node's inputs ask for (run.py's ``requested``). A
+    ``learning_rate`` of 0 asks for none: the preset's rate, init_model's, or the resumed run's own."""
     if channels not in CHANNELS:
         raise ValueError(f"channels must be one of {list(CHANNELS)}, got {channels!r}")
     if cycle not in CYCLE_CHOICES:
         raise ValueError(f"cycle must be one of {list(CYCLE_CHOICES)}, got {cycle!r}")
-    return dict(channels_a=CHANNELS[channels], channels_b=CHANNELS[channels], image_size=int(image_size),
-                lr=float(learning_rate), total_steps=max(1, int(steps)), cycle_domains=CYCLE_CHOICES[cycle])
+    fields = dict(channels_a=CHANNELS[channels], channels_b=CHANNELS[channels], image_size=int(image_size),
+                  total_steps=max(1, int(steps)), cycle_domains=CYCLE_CHOICES[cycle])
+    if float(learning_rate) != 0:
+        fields["lr"] = float(learning_rate)
+    return fields
 
 
 def requested_config(preset_name, image_size, channels, learning_rate, steps, init_model, cycle="both (paper)"):
@@ -90,10 +94,12 @@ def requested_config(preset_name, image_size, channels, learning_rate, steps, in
         raise ValueError(f"these training settings do not fit the architecture: {exc}") from exc
 
 
-def resume_request(cfg) -> dict:
+def resume_request(cfg, keep_rate: bool = False) -> dict:
     """What a queue of the node asks of the run it resumes: the whole config its inputs
-    describe, but of the schedule only what it has inputs for (SCHEDULE_INPUTS)."""
-    return {k: v for k, v in cfg.to_dict().items() if k not in SCHEDULE_FIELDS or k in SCHEDULE_INPUTS}
+    describe, but of the schedule only what it has inputs for (SCHEDULE_INPUTS), and not the
+    rate when ``keep_rate`` (learning_rate 0: the run keeps its own)."""
+    asked = tuple(k for k in SCHEDULE_INPUTS if not (keep_rate and k == "lr"))
+    return {k: v for k, v in cfg.to_dict().items() if k not in SCHEDULE_FIELDS or k in asked}
 
 
 def _dataset_within_roots(folder: Path, what: str, size: int, channels: int) -> ImageFolderDataset:
@@ -159,11 +165,12 @@ class TrainUNIT(io.ComfyNode):
                 io.Int.Input("image_size", default=64, min=8, max=2048, step=4,
                              tooltip="Training resolution: images are resized (shorter side) and centre-cropped to this square. "
                                      "The model later translates images of any size."),
-                io.Float.Input("learning_rate", default=PRESETS["emoji64"]["lr"], min=1e-7, max=1e-1, step=1e-5, round=1e-7,
-                               tooltip="Adam learning rate: 1.6e-3 for the emoji64 recipe (measured on emoji at 2000 "
-                                       "steps: mean FID 95.5, against 97.5 for 8e-4, 104.4 for 4e-4 and 113 for 2e-4), the "
-                                       "paper's 1e-4 for digits32 and image256. Queueing a "
-                                       "resumed run with a lower value decays the rate from its current step on."),
+                io.Float.Input("learning_rate", default=0.0, min=0.0, max=1e-1, step=1e-5, round=1e-7,
+                               tooltip="Adam learning rate. 0 (default): the recipe's own rate: the preset's (emoji64 "
+                                       "1.6e-3, measured on emoji at 2000 steps: mean FID 95.5, against 97.5 for 8e-4, "
+                                       "104.4 for 4e-4 and 113 for 2e-4; digits32 and image256 the paper's 1e-4), "
+                                       "init_model's, or a resumed run's own. Queueing a resumed run with a lower "
+                                       "value decays the rate from its current step on."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Seed of the initial weights, the data order and the training noise. "
                                      "Set 'control after generate' to fixed to train the same run again."),
@@ -194,8 +201,8 @@ class TrainUNIT(io.ComfyNode):
     def execute(cls, folder_a, folder_b, save_name, steps, batch_size, image_size, learning_rate, seed,
                 preset, channels, preview_every, init_model=None, cycle="both (paper)") -> io.NodeOutput:
         name = check_save_name(save_name)
-        if not math.isfinite(float(learning_rate)) or learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        if not math.isfinite(float(learning_rate)) or learning_rate < 0:
+            raise ValueError(f"learning_rate must be >= 0 (0: the recipe's own rate), got {learning_rate}")
         dir_a = bundled_example_folder(folder_a, "folder_a") or resolve_folder(folder_a, "folder_a")
         dir_b = bundled_example_folder(folder_b, "folder_b") or resolve_folder(folder_b, "folder_b")
         out = models.save_dir() / name
@@ -218,7 +225,8 @@ class TrainUNIT(io.ComfyNode):
             if ckpt.exists():
                 # A new learning_rate on resume decays (or raises) it from the current step on.
                 try:
-                    trainer, _ = run.resume_trainer(ckpt, resume_request(cfg), seed=int(seed), device=device)
+                    trainer, _ = run.resume_trainer(ckpt, resume_request(cfg, keep_rate=float(learning_rate) == 0),
+                                                    seed=int(seed), device=device)
                 except run.RunSettingsError as exc:
                     raise ValueError(f"{ckpt} holds a run with other settings: {exc}; use the same settings to "
                                      f"resume it, or another save_name") from None
