@@ -40,17 +40,24 @@ def main() -> None:
             raise SystemExit(f"--n must be in 1..{len(names)} (the {style} training split), got {args.n}")
         picked = np.random.default_rng(args.seed + offset).choice(len(names), size=args.n, replace=False)
         draws[style] = [names[i] for i in sorted(picked)]
-    # built beside OUT and renamed into place: an interrupted run leaves no half-filled OUT
+    # built beside OUT and renamed into place: a failure leaves no half-filled OUT, and a folder
+    # already there under the working name (an earlier run's, or the user's) is never reused or removed
     partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    for style, names in draws.items():
-        (partial / style).mkdir(parents=True)
-        source = _emoji_folder(style, root)
-        for name in names:
-            shutil.copyfile(source / name, partial / style / name)
-    partial.rename(out)
+    if partial.exists():
+        raise SystemExit(f"{partial} exists (left by an interrupted run?); remove it or choose another --out")
+    try:
+        for style, names in draws.items():
+            (partial / style).mkdir(parents=True)
+            source = _emoji_folder(style, root)
+            for name in names:
+                shutil.copyfile(source / name, partial / style / name)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     for offset, (style, names) in enumerate(draws.items()):
         print(f"{out / style}: {len(names)} training emoji (seed {args.seed + offset})")
+
 
 if __name__ == "__main__":
     main()

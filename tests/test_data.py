@@ -400,3 +400,9 @@ def test_small_emoji_folders_draw_only_training_emoji_reproducibly(tmp_path):
                            "--data-root", str(ROOT)], capture_output=True, text=True)
     assert huge.returncode != 0 and "--n must be in 1..3312" in huge.stderr
     assert not (tmp_path / "five").exists()  # nothing half-made
+    mine = tmp_path / "six.partial"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("the user's")
+    taken = make(tmp_path / "six")
+    assert taken.returncode != 0 and "six.partial exists" in taken.stderr
+    assert (mine / "keep.txt").read_text() == "the user's" and not (tmp_path / "six").exists()

@@ -29,9 +29,6 @@ CHECKPOINT_EVERY = 500  # steps between crash-safety checkpoints (Cancel always 
 PREVIEW_MIN_WIDTH = 384  # small training images are enlarged in the progress preview
 PREVIEW_IMAGES = 2  # per direction
 CHANNELS = {"rgb": 3, "gray": 1}
-# The schedule fields the node has inputs for (learning_rate, steps); on resume, the others
-# (lr_policy and its parameters) stay the run's own.
-SCHEDULE_INPUTS = ("lr", "total_steps")
 
 
 def resolve_folder(value: str, what: str) -> Path:
@@ -79,10 +76,9 @@ def requested_fields(image_size, channels, learning_rate, steps, cycle="both (pa
     return fields
 
 
-def requested_config(preset_name, image_size, channels, learning_rate, steps, init_model, cycle="both (paper)"):
+def requested_config(preset_name, requested: dict, init_model):
     """The config the node's inputs describe: the preset's, or init_model's architecture
-    (run.init_config), with the inputs' fields on top."""
-    requested = requested_fields(image_size, channels, learning_rate, steps, cycle)
+    (run.init_config), with the inputs' fields (``requested_fields``) on top."""
     try:
         if init_model is not None:
             base = models.check_handle(init_model, "init_model").model.config
@@ -94,12 +90,11 @@ def requested_config(preset_name, image_size, channels, learning_rate, steps, in
         raise ValueError(f"these training settings do not fit the architecture: {exc}") from exc
 
 
-def resume_request(cfg, keep_rate: bool = False) -> dict:
+def resume_request(cfg, requested: dict) -> dict:
     """What a queue of the node asks of the run it resumes: the whole config its inputs
-    describe, but of the schedule only what it has inputs for (SCHEDULE_INPUTS), and not the
-    rate when ``keep_rate`` (learning_rate 0: the run keeps its own)."""
-    asked = tuple(k for k in SCHEDULE_INPUTS if not (keep_rate and k == "lr"))
-    return {k: v for k, v in cfg.to_dict().items() if k not in SCHEDULE_FIELDS or k in asked}
+    describe, but of the schedule only the fields its inputs asked for (``requested``: steps, and
+    the rate unless learning_rate is 0); lr_policy and its parameters stay the run's own."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in SCHEDULE_FIELDS or k in requested}
 
 
 def _dataset_within_roots(folder: Path, what: str, size: int, channels: int) -> ImageFolderDataset:
@@ -210,7 +205,8 @@ class TrainUNIT(io.ComfyNode):
         if (out / MODEL_FILE).exists() and not ckpt.exists():
             raise ValueError(f"{out} already holds a model that has no training checkpoint to resume; "
                              f"choose another save_name")
-        cfg = requested_config(preset, image_size, channels, learning_rate, steps, init_model, cycle)
+        requested = requested_fields(image_size, channels, learning_rate, steps, cycle)
+        cfg = requested_config(preset, requested, init_model)
         device = model_management.get_torch_device()
         check_training_fits(cfg, int(batch_size), device)
 
@@ -225,8 +221,8 @@ class TrainUNIT(io.ComfyNode):
             if ckpt.exists():
                 # A new learning_rate on resume decays (or raises) it from the current step on.
                 try:
-                    trainer, _ = run.resume_trainer(ckpt, resume_request(cfg, keep_rate=float(learning_rate) == 0),
-                                                    seed=int(seed), device=device)
+                    trainer, _ = run.resume_trainer(ckpt, resume_request(cfg, requested), seed=int(seed),
+                                                    device=device)
                 except run.RunSettingsError as exc:
                     raise ValueError(f"{ckpt} holds a run with other settings: {exc}; use the same settings to "
                                      f"resume it, or another save_name") from None
