@@ -15,7 +15,7 @@ def test_bench_cli_writes_sane_json(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
         rc = main(["bench", "--presets", "digits32", "--sizes", "16", "--batch", "2", "--iters", "1",
-                   "--threads", "1", "--json", str(out)])
+                   "--threads", "1", "--paths", "eager,tuned,bf16", "--json", str(out)])
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
@@ -24,7 +24,10 @@ def test_bench_cli_writes_sane_json(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["machine"]["threads"] == 1 and report["machine"]["device"] == "cpu"
     rows = report["results"]
-    assert [(r["preset"], r["size"], r["path"]) for r in rows] == [("digits32", 16, "eager"), ("digits32", 16, "tuned")]
+    assert [(r["preset"], r["size"], r["path"]) for r in rows] == [
+        ("digits32", 16, "eager"), ("digits32", 16, "tuned"), ("digits32", 16, "bf16")]
+    # on a CPU only the bf16 path autocasts; the tuned path stays exact fp32
+    assert [r["train"]["autocast"] for r in rows] == [None, None, "bfloat16"]
     for r in rows:
         for key in ("batch1", "batch2"):
             t = r["translate"][key]

@@ -120,6 +120,10 @@ def test_cli_train_resume_and_translate(tmp_path):
     from unit_nodes.core.weights import read_safetensors
     meta = read_safetensors(out / "snapshots" / "step_0000002" / "model.safetensors")[1]
     assert meta["trained_steps"] == "2" and float(meta["run_seconds"]) > 0
+    from unit_nodes.core.device import autocast_dtype, precision_name
+    # the default --precision auto is recorded as what it resolved to on this machine
+    assert meta["precision"] == precision_name(autocast_dtype(torch.device("cpu"), "auto"))
+    assert f", {meta['precision']}" in proc.stderr
     assert "skipp" in proc.stderr.lower()  # the .txt file was skipped with a warning
     for name in ("model.safetensors", "config.json", "checkpoint.safetensors", "losses.jsonl"):
         assert (out / name).is_file(), name

@@ -51,3 +51,51 @@ def test_channels_last_training_step_matches_plain():
     fast = Trainer(copy.deepcopy(model), device="cpu", seed=1, channels_last=True).train_step(x_a, x_b)
     for k in plain:
         assert abs(plain[k] - fast[k]) <= 1e-3 * max(1.0, abs(plain[k])), k
+
+
+def test_cpu_precision_choices():
+    from unit_nodes.core.device import autocast_dtype, cpu_has_fast_bf16
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "fp32") is None
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    # 'auto' pays for bf16 only where the CPU runs it fast (AMX), and is exact fp32 elsewhere
+    assert autocast_dtype(cpu, "auto") is (torch.bfloat16 if cpu_has_fast_bf16() else None)
+    for bad, words in (("fp16", "GPU setting"), ("half", "precision must be")):
+        try:
+            autocast_dtype(cpu, bad)
+        except ValueError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted on CPU")
+
+
+def test_bf16_training_step_on_cpu_tracks_fp32_and_keeps_fp32_weights():
+    torch.manual_seed(0)
+    cfg = preset("emoji64", image_size=32, base_channels=8, dis_channels=8, dis_layers=2)
+    model = UNIT(cfg)
+    x_a, x_b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    exact = Trainer(copy.deepcopy(model), device="cpu", seed=1)
+    fast = Trainer(copy.deepcopy(model), device="cpu", seed=1, precision="bf16")
+    assert fast.amp_dtype is torch.bfloat16 and exact.amp_dtype is None
+    for _ in range(2):
+        ref, got = exact.train_step(x_a, x_b), fast.train_step(x_a, x_b)
+    for k in ref:
+        # bf16 keeps 8 bits of mantissa: the losses agree to a few per cent, not to 1e-3
+        assert abs(ref[k] - got[k]) <= 0.05 * max(1.0, abs(ref[k])), (k, ref[k], got[k])
+    assert all(p.dtype == torch.float32 for p in fast.model.parameters())
+    assert all(p.dtype == torch.float32 for p in fast.export_model().parameters())
+    # and it did learn: the translator's weights moved
+    moved = [not torch.equal(p, q) for p, q in zip(fast.model.translator_parameters(), model.translator_parameters())]
+    assert any(moved)
+
+
+def test_reflection_pad_keeps_bf16_under_cpu_autocast():
+    from unit_nodes.core.networks import ReflectionPad2d
+
+    x = torch.randn(2, 3, 6, 5).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stock, ours = nn.ReflectionPad2d(2)(x), ReflectionPad2d(2)(x)
+    assert stock.dtype == torch.float32  # the cast this module avoids
+    assert ours.dtype == torch.bfloat16 and torch.equal(ours.float(), stock)
+    assert torch.equal(ReflectionPad2d(2)(x.float()), nn.ReflectionPad2d(2)(x.float()))  # no autocast: stock

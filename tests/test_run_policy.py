@@ -124,6 +124,7 @@ def same_export(node_dir: Path, cli_dir: Path) -> dict:
     (node_cfg, node_meta), (cli_cfg, cli_meta) = exported(node_dir), exported(cli_dir)
     assert node_cfg == cli_cfg
     assert node_meta["trained_steps"] == cli_meta["trained_steps"]
+    assert node_meta["precision"] == cli_meta["precision"]  # both default to 'auto'
     for key in ("domain_a_source", "domain_b_source"):
         assert Path(node_meta[key]).resolve() == Path(cli_meta[key]).resolve()
     changes = [json.loads(m.get("schedule_changes", "[]")) for m in (node_meta, cli_meta)]

@@ -55,7 +55,10 @@ def add_train(sub) -> None:
                         "architecture; --set and --lr still apply after it)")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, data order and noise (default 0)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"), help="autocast on GPU (default fp32)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto (default): bf16 autocast where it pays (CUDA GPUs with bf16, CPUs with AMX: about 1.5x faster "
+                        "on emoji64 at the same FID) and fp32 elsewhere; bf16 forces it (slow on CPUs without AMX); "
+                        "fp16 is for CUDA only; fp32 is exact and reproduces across machines")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors; --lr or --set lr_policy=... (the learning-rate fields only) change the schedule from the resumed step on")
     p.add_argument("--init", default=None,
                    help="fine-tune from this model (folder, file, bundled pair or Hub repo): its architecture is kept, "
@@ -297,7 +300,7 @@ def _train_locked(args, out: Path) -> int:
     ds_a = data.load_domain(args.domain_a, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_a)
     ds_b = data.load_domain(args.domain_b, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_b)
     print(f"domain A: {args.domain_a} ({len(ds_a)} images), domain B: {args.domain_b} ({len(ds_b)} images), "
-          f"{cfg.image_size} px, device {trainer.device}", file=sys.stderr)
+          f"{cfg.image_size} px, device {trainer.device}, {trainer.precision}", file=sys.stderr)
 
     from tqdm import tqdm
 

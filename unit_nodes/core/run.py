@@ -121,7 +121,8 @@ def resume_trainer(checkpoint: str | os.PathLike, requested: Mapping[str, Any], 
 
 # --- what an export records -----------------------------------------------------------------
 def export_metadata(trainer: Trainer, domain_a_source: Any, domain_b_source: Any) -> dict[str, str]:
-    """Metadata of an export of the run: its steps, the sources of its two domains and its
-    schedule changes."""
+    """Metadata of an export of the run: its steps, the sources of its two domains, the precision
+    of the process that exported it (a resumed run may have changed it) and its schedule changes."""
     return {"trained_steps": str(trainer.step), "domain_a_source": str(domain_a_source),
-            "domain_b_source": str(domain_b_source), **trainer.schedule_metadata()}
+            "domain_b_source": str(domain_b_source), "precision": trainer.precision,
+            **trainer.schedule_metadata()}

@@ -34,7 +34,7 @@ from .augment import diff_augment, parse_policy
 from .batches import EpochSampler, gather_batch
 from .checkpoint import checkpoint_step, load_training_state, save_training_state
 from .config import UNITConfig
-from .device import autocast_dtype, resolve_device
+from .device import autocast_dtype, precision_name, resolve_device
 from .losses import UNITObjective
 from .networks import UNIT
 from .previews import preview_rows
@@ -206,6 +206,7 @@ class Trainer:
         self.schedule_changes: list[dict] = []
         self.seed = int(seed)
         self.amp_dtype = autocast_dtype(self.device, precision)
+        self.precision = precision_name(self.amp_dtype)
         if channels_last == "auto":
             # channels_last convs are ~1.4x faster for the instance-norm presets from 64 px on CPU
             # (docs/PERFORMANCE.md); at 32 px with batch norm it does not pay

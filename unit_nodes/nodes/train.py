@@ -26,6 +26,9 @@ from .layout import check_save_name, image_to_pil, preview_rows_to_image, traini
 from .sockets import CATEGORY, SEED_MAX, UNITModel
 
 CHECKPOINT_EVERY = 500  # steps between crash-safety checkpoints (Cancel always saves one)
+# bf16 autocast where it pays (CUDA with bf16, CPUs with AMX), exact fp32 elsewhere: the CLI's
+# default too, so a node run and `train` with the same settings compute the same way.
+PRECISION = "auto"
 PREVIEW_MIN_WIDTH = 384  # small training images are enlarged in the progress preview
 PREVIEW_IMAGES = 2  # per direction
 CHANNELS = {"rgb": 3, "gray": 1}
@@ -222,14 +225,14 @@ class TrainUNIT(io.ComfyNode):
                 # A new learning_rate on resume decays (or raises) it from the current step on.
                 try:
                     trainer, _ = run.resume_trainer(ckpt, resume_request(cfg, requested), seed=int(seed),
-                                                    device=device)
+                                                    device=device, precision=PRECISION)
                 except run.RunSettingsError as exc:
                     raise ValueError(f"{ckpt} holds a run with other settings: {exc}; use the same settings to "
                                      f"resume it, or another save_name") from None
                 cfg = trainer.config
             else:
                 init = None if init_model is None else init_model.model
-                trainer = run.start_trainer(cfg, int(seed), init, device=device)
+                trainer = run.start_trainer(cfg, int(seed), init, device=device, precision=PRECISION)
             ds_a = _dataset_within_roots(dir_a, "folder_a", cfg.image_size, cfg.channels_a)
             ds_b = _dataset_within_roots(dir_b, "folder_b", cfg.image_size, cfg.channels_b)
 

@@ -70,7 +70,7 @@ from collections.abc import Callable
 
 import torch
 
-PATHS = ("eager", "tuned", "compile")
+PATHS = ("eager", "tuned", "bf16", "compile")
 MATMUL_FLOP_OPS = ("conv", "mm", "matmul", "linear", "bmm", "addmm", "baddbmm")
 
 
@@ -258,12 +258,16 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 
 def _path_setup(path: str, device: torch.device, precision: str):
     """(channels_last, autocast dtype, compile) of a path; 'tuned' = channels_last + autocast
-    (autocast only on CUDA: on CPU results stay exact fp32), 'compile' = tuned + torch.compile."""
+    (autocast only on CUDA: on CPU the tuned path stays exact fp32), 'bf16' = channels_last +
+    bf16 autocast on any device (what training's --precision auto picks on CPUs with AMX),
+    'compile' = tuned + torch.compile."""
     from ..core.device import autocast_dtype
 
     if path == "eager":
         return False, None, False
-    amp = autocast_dtype(device, precision)
+    if path == "bf16":
+        return True, autocast_dtype(device, "bf16"), False
+    amp = autocast_dtype(device, precision) if device.type == "cuda" else None
     return True, amp, path == "compile"
 
 
@@ -340,7 +344,7 @@ def bench_training(config, size: int, batch: int, path: str, device: torch.devic
     except ConfigError as exc:
         return {"skipped": f"preset cannot train at {size} px: {exc}"}
     torch.manual_seed(seed)
-    trainer = Trainer(UNIT(cfg), device=device, seed=seed, precision=precision if amp else "fp32",
+    trainer = Trainer(UNIT(cfg), device=device, seed=seed, precision={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp, "fp32"),
                       channels_last=channels_last)
     x_a = _images(batch, cfg.channels_a, size, device, False, 2)
     x_b = _images(batch, cfg.channels_b, size, device, False, 3)
@@ -499,7 +503,8 @@ def add_cli(sub) -> None:
         description="Per preset and image size: translation ms/image and images/s (batch 1 and --batch), "
         "training ms/iteration (one D step + one E/G step), peak memory, FLOPs (torch.utils.flop_counter), "
         "achieved GFLOP/s and its ratio to a large matmul measured in the same run, for the plain eager fp32 "
-        "path and the tuned path (channels_last; bf16/fp16 autocast on CUDA; torch.compile with --paths compile).",
+        "path and the tuned path (channels_last; bf16/fp16 autocast on CUDA; torch.compile with --paths compile); "
+        "--paths bf16 is channels_last with bf16 autocast on any device (CPUs with AMX: training's default).",
     )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--presets", default="digits32,emoji64,image256", help="comma-separated presets")
@@ -508,7 +513,7 @@ def add_cli(sub) -> None:
     p.add_argument("--train-batch", type=int, default=None, help="images per domain per training iteration (default: --batch)")
     p.add_argument("--iters", type=int, default=3, help="timed calls per measurement, after one warm-up (median)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
-    p.add_argument("--paths", default="eager,tuned", help="eager, tuned and/or compile (default eager,tuned)")
+    p.add_argument("--paths", default="eager,tuned", help="eager, tuned, bf16 and/or compile (default eager,tuned)")
     p.add_argument("--precision", default="bf16", choices=("bf16", "fp16", "auto"), help="autocast dtype of the tuned path on CUDA")
     p.add_argument("--no-train", action="store_true", help="translation only")
     p.add_argument("--no-profile", action="store_true", help="skip the profiler pass (overhead shares)")
