@@ -31,8 +31,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU has AMX tiles (Intel Xeon 4th generation on), where oneDNN runs bf16
-    convolutions about 2.7x faster than fp32 (docs/PERFORMANCE.md); elsewhere bf16 on a CPU
-    saves little or costs time."""
+    convolutions about 2.7x faster than fp32 (docs/PERFORMANCE.md). bf16 on CPUs without AMX
+    has not been measured here, so 'auto' keeps fp32 on them."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
         return bool(probe()) if probe is not None else False
