@@ -206,7 +206,6 @@ class Trainer:
         self.schedule_changes: list[dict] = []
         self.seed = int(seed)
         self.amp_dtype = autocast_dtype(self.device, precision)
-        self.precision = precision_name(self.amp_dtype)
         if channels_last == "auto":
             # channels_last convs are ~1.4x faster for the instance-norm presets from 64 px on CPU
             # (docs/PERFORMANCE.md); at 32 px with batch norm it does not pay
@@ -286,6 +285,11 @@ class Trainer:
             start = cfg.lr_decay_start * cfg.total_steps
             return cfg.lr * min(1.0, max(0.0, (cfg.total_steps - step) / (cfg.total_steps - start)))
         return cfg.lr
+
+    @property
+    def precision(self) -> str:
+        """How this trainer computes: 'fp32', 'bf16 autocast' or 'fp16 autocast'."""
+        return precision_name(self.amp_dtype)
 
     def _autocast(self):
         if self.amp_dtype is None:

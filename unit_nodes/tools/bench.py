@@ -333,6 +333,7 @@ def bench_translation(model, size: int, batch: int, path: str, device: torch.dev
 def bench_training(config, size: int, batch: int, path: str, device: torch.device, iters: int,
                    precision: str, shares: bool, seed: int = 0) -> dict:
     from ..core.config import ConfigError
+    from ..core.device import precision_of
     from ..core.networks import UNIT
     from ..core.trainer import Trainer
 
@@ -344,8 +345,7 @@ def bench_training(config, size: int, batch: int, path: str, device: torch.devic
     except ConfigError as exc:
         return {"skipped": f"preset cannot train at {size} px: {exc}"}
     torch.manual_seed(seed)
-    trainer = Trainer(UNIT(cfg), device=device, seed=seed, precision={torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp, "fp32"),
-                      channels_last=channels_last)
+    trainer = Trainer(UNIT(cfg), device=device, seed=seed, precision=precision_of(amp), channels_last=channels_last)
     x_a = _images(batch, cfg.channels_a, size, device, False, 2)
     x_b = _images(batch, cfg.channels_b, size, device, False, 3)
 
