@@ -125,6 +125,12 @@ def test_l1_and_gan_losses_match_hand_values():
     expected_fake = (math.log(2) + math.log(1 + math.exp(2))) / 2  # -log(1 - sigmoid)
     assert ns(logits, True).item() == pytest.approx(expected_real, rel=1e-5)
     assert ns(logits, False).item() == pytest.approx(expected_fake, rel=1e-5)
+    hinge = GANLoss("hinge")
+    # D: relu(1 - real) and relu(1 + fake), averaged; G: -mean(fake), no margin
+    assert hinge(logits, True).item() == pytest.approx((1 + 0) / 2)
+    assert hinge(logits, False).item() == pytest.approx((1 + 3) / 2)
+    assert hinge.discriminator_loss([logits], [-logits]).item() == pytest.approx(0.5 + (1 + 0) / 2)
+    assert hinge.generator_loss([logits, 2 * logits]).item() == pytest.approx(-1.0 - 2.0)
     with pytest.raises(ValueError, match="GAN loss mode"):
         GANLoss("wgan")
 
@@ -140,6 +146,15 @@ def test_paper_defaults():
     paper_emoji = preset("emoji64", **PAPER_TRAINING)
     assert (paper_emoji.ema_decay, paper_emoji.augment, paper_emoji.lambda_identity, paper_emoji.mirrored_init) == (
         0.0, "", 0.0, False)
+    # ... and every field that is not architecture (or bookkeeping) is the paper's again
+    architecture = {"channels_a", "channels_b", "domain_a", "domain_b", "image_size", "base_channels", "n_downsample",
+                    "n_res_blocks", "n_shared", "norm", "upsample", "dis_channels", "dis_layers", "dis_scales",
+                    "dis_shared_layers", "dis_norm", "preset", "extra"}
+    from dataclasses import fields
+
+    training = [f.name for f in fields(UNITConfig) if f.name not in architecture]
+    assert {"r1_gamma", "dis_lr_ratio", "lambda_fm", "code_gain"} <= set(training)
+    assert {n: getattr(paper_emoji, n) for n in training} == {n: getattr(cfg, n) for n in training}
     assert preset("emoji64").mirrored_init is True
 
 
@@ -150,6 +165,8 @@ def test_paper_defaults():
     ("image_size", 30, "multiple"),
     ("lr", 0.0, "lr"),
     ("gan_mode", "wgan", "gan_mode"),
+    ("r1_gamma", -1.0, "r1_gamma"),
+    ("dis_lr_ratio", 0.0, "dis_lr_ratio"),
     ("dis_scales", 5, "too small"),
 ])
 def test_config_rejects_impossible_values(field, value, needle):

@@ -296,3 +296,66 @@ def test_linear_policy_holds_the_rate_until_its_decay_start_then_falls_to_zero()
     assert [plain.lr_at(s) for s in range(5)] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4, 0.0])
     with pytest.raises(ConfigError, match="lr_decay_start"):
         tiny_config(lr_decay_start=1.0)
+
+
+def test_r1_penalty_is_the_mean_squared_input_gradient_per_domain():
+    """For D(x) = x^2 (summed over every logit, all scales) the gradient is 2x: the penalty is
+    the per-image sum of 4x^2, averaged over images, summed over the two domains."""
+    from unit_nodes.core.losses import r1_penalty
+
+    x_a = torch.tensor([[1.0, 2.0], [0.0, -1.0]]).view(2, 1, 1, 2).requires_grad_(True)
+    x_b = torch.tensor([[3.0, 0.0]]).view(1, 1, 1, 2).requires_grad_(True)
+    penalty = r1_penalty([[x_a.pow(2), x_a.pow(2)], [x_b.pow(2)]], [x_a, x_b])
+    # two scales of x^2 -> gradient 4x for a; one scale -> 2x for b
+    expected = (16 * (1 + 4) + 16 * (0 + 1)) / 2 + 4 * 9
+    assert penalty.item() == pytest.approx(expected)
+    penalty.backward()  # the graph is kept: the penalty itself can be trained on
+    assert torch.allclose(x_a.grad, 16 * x_a.detach())  # d/dx of mean over 2 images of 16 x^2
+
+
+def test_r1_enters_d_loss_with_its_weight_and_only_d_steps_use_it():
+    x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    dis_after = {}
+    for gamma in (0.0, 4.0):
+        torch.manual_seed(0)
+        trainer = Trainer(UNIT(tiny_config(r1_gamma=gamma, dis_scales=2, augment="translation,cutout")), device="cpu")
+        fwd = trainer.forward(x_a, x_b)
+        gen_before = [p.detach().clone() for p in trainer.model.gen.parameters()]
+        losses = trainer.d_step(x_a, x_b, fwd)
+        assert all(torch.equal(a, b) for a, b in zip(gen_before, trainer.model.gen.parameters()))
+        assert ("r1" in losses) == bool(gamma)
+        gan = 10.0 * (losses["d_a"] + losses["d_b"])
+        assert losses["d_total"] == pytest.approx(gan + 0.5 * gamma * losses.get("r1", 0.0), rel=1e-5)
+        if gamma:
+            assert losses["r1"] > 0
+        dis_after[gamma] = [p.detach().clone() for p in trainer.model.dis.parameters()]
+        assert all(torch.isfinite(torch.tensor(v)) for v in trainer.train_step(x_a, x_b).values())
+    assert not all(torch.equal(a, b) for a, b in zip(dis_after[0.0], dis_after[4.0]))
+    with pytest.raises(ValueError, match="r1_gamma.*distributed"):
+        Trainer(UNIT(tiny_config(r1_gamma=1.0)), device="cpu", distributed=True)
+
+
+def test_dis_lr_ratio_scales_only_d_and_follows_the_schedule(tmp_path):
+    cfg = tiny_config(lr=2e-3, dis_lr_ratio=0.25, lr_policy="linear", total_steps=10, lr_decay_start=0.5)
+    trainer = Trainer(UNIT(cfg), device="cpu")
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    for step, lr in ((1, 2e-3), (8, 2e-3 * 2 / 5)):
+        while trainer.step < step:
+            trainer.train_step(x, x)
+        trainer._set_lr()
+        assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(lr)
+        assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(lr * 0.25)
+    path = trainer.save_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed = Trainer.from_checkpoint(path, device="cpu")
+    resumed.train_step(x, x)  # the ratio is part of the saved config, so a resume keeps it
+    assert resumed.config.dis_lr_ratio == 0.25
+    assert resumed.opt_d.param_groups[0]["lr"] == pytest.approx(resumed.opt_g.param_groups[0]["lr"] * 0.25)
+
+
+def test_hinge_mode_trains():
+    torch.manual_seed(0)
+    trainer = Trainer(UNIT(tiny_config(gan_mode="hinge")), device="cpu")
+    x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    losses = [trainer.train_step(x_a, x_b) for _ in range(3)]
+    assert all(torch.isfinite(torch.tensor(v)) for step in losses for v in step.values())
+    assert losses[0]["d_a"] >= 0 and losses[0]["d_a"] <= 4.0  # two hinge terms of one scale, near 1 at the start

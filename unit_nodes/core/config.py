@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 NORMS = ("instance", "batch", "none")
-GAN_MODES = ("lsgan", "nonsaturating")
+GAN_MODES = ("lsgan", "nonsaturating", "hinge")
 CYCLE_DOMAINS = ("ab", "a", "b")
 LR_POLICIES = ("constant", "step", "linear")
 # Each up-sampling mode and the kernel size of its conv: nearest x2 + 5x5 conv (the reference
@@ -110,6 +110,14 @@ class UNITConfig:
     # allows; D's features also see edges and texture, so reconstructions (and through the
     # shared code the translations) keep more detail. 0 is the paper.
     lambda_fm: float = 0.0
+    # R1 (Mescheder et al. 2018): r1_gamma / 2 * E|grad_x D_i(x)|^2 on real images, added to
+    # D's loss (through the augmentation, like StyleGAN2-ADA). It keeps D from growing steep
+    # around the real data, the usual cause of GAN oscillation; one extra double backward of D
+    # per step. 0 is the paper.
+    r1_gamma: float = 0.0
+    # Two time-scale update rule (Heusel et al. 2017): D's learning rate is lr * dis_lr_ratio,
+    # following the same schedule. 1 is the paper (one rate for all).
+    dis_lr_ratio: float = 1.0
 
     preset: str = ""  # informational: which preset this config started from
 
@@ -161,9 +169,10 @@ class UNITConfig:
         need(self.cycle_domains in CYCLE_DOMAINS, "cycle_domains", f"must be one of {CYCLE_DOMAINS}")
         need(self.lr_policy in LR_POLICIES, "lr_policy", f"must be one of {LR_POLICIES}")
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "lambda_identity",
-                     "lambda_fm", "weight_decay", "grad_clip"):
+                     "lambda_fm", "r1_gamma", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
+        need(0 < float(self.dis_lr_ratio) <= 100, "dis_lr_ratio", "must be in (0, 100] (1 is the paper)")
         need(0 < float(self.code_gain) <= 100, "code_gain", "must be in (0, 100] (1 is the paper)")
         need(0 <= self.ema_decay < 1, "ema_decay",
              "must be in [0, 1) (0 disables the moving average)")
@@ -329,7 +338,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
-                                      mirrored_init=False, lambda_fm=0.0, code_gain=1.0,
+                                      mirrored_init=False, lambda_fm=0.0, code_gain=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")

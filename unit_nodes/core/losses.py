@@ -4,8 +4,9 @@
   implementation we use its per-element mean, mean(mu^2), so lambda1 = 0.1 has the
   paper's meaning independent of the latent size.
 * ``l1``: negative log-likelihood of a Laplacian decoder, up to constants.
-* ``GANLoss(mode)``: least squares (default) or the original non-saturating log loss,
-  over one or several discriminator outputs (multi-scale PatchGAN).
+* ``GANLoss(mode)``: least squares (default), the original non-saturating log loss or the
+  hinge loss, over one or several discriminator outputs (multi-scale PatchGAN).
+* ``r1_penalty``: the zero-centred gradient penalty on real images (R1, Mescheder et al. 2018).
 """
 
 from __future__ import annotations
@@ -31,17 +32,37 @@ def feature_matching(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor])
     return sum(l1(f.float(), r.detach().float()) for r, f in zip(real, fake, strict=True)) / len(real)
 
 
+def r1_penalty(real_outputs: Sequence[Sequence[torch.Tensor]], real_inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean over images of |grad_x sum(D(x))|^2 for each domain's real batch, summed over the
+    domains: the R1 penalty of Mescheder et al. (2018), which keeps D flat on the real data so
+    that its gradient does not push translations past it. ``real_outputs[i]`` are D_i's logit
+    maps (all scales) of ``real_inputs[i]``, which must require grad; the graph is kept, so the
+    penalty trains D."""
+    total = 0.0
+    for outputs, x in zip(real_outputs, real_inputs, strict=True):
+        score = sum(o.float().sum() for o in outputs)
+        (grad,) = torch.autograd.grad(score, x, create_graph=True)
+        total = total + grad.float().pow(2).flatten(1).sum(1).mean()
+    return total
+
+
 class GANLoss(nn.Module):
     """Adversarial loss over a list of logit maps (one per discriminator scale)."""
 
+    MODES = ("lsgan", "nonsaturating", "hinge")
+
     def __init__(self, mode: str = "lsgan"):
         super().__init__()
-        if mode not in ("lsgan", "nonsaturating"):
-            raise ValueError(f"GAN loss mode must be 'lsgan' or 'nonsaturating', got {mode!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"GAN loss mode must be one of {self.MODES}, got {mode!r}")
         self.mode = mode
 
     def _one(self, logits: torch.Tensor, target_real: bool) -> torch.Tensor:
         logits = logits.float()  # losses in fp32 under autocast
+        if self.mode == "hinge":
+            # D's side of the hinge loss (Lim & Ye 2017): real logits pushed above +1, fake
+            # below -1; nothing is gained past the margin
+            return F.relu(1.0 - logits).mean() if target_real else F.relu(1.0 + logits).mean()
         if self.mode == "lsgan":
             target = 1.0 if target_real else 0.0
             return (logits - target).pow(2).mean()
@@ -57,6 +78,11 @@ class GANLoss(nn.Module):
         return self(real_outputs, True) + self(fake_outputs, False)
 
     def generator_loss(self, fake_outputs) -> torch.Tensor:
+        if self.mode == "hinge":
+            # the generator raises D's logits on its output without a margin
+            if isinstance(fake_outputs, torch.Tensor):
+                fake_outputs = [fake_outputs]
+            return sum(-o.float().mean() for o in fake_outputs)
         return self(fake_outputs, True)
 
 

@@ -35,7 +35,7 @@ from .batches import EpochSampler, gather_batch
 from .checkpoint import checkpoint_step, load_training_state, save_training_state
 from .config import UNITConfig
 from .device import autocast_dtype, precision_name, resolve_device
-from .losses import UNITObjective
+from .losses import UNITObjective, r1_penalty
 from .networks import UNIT
 from .previews import preview_rows
 from .weights import NonFiniteTensorsError
@@ -216,7 +216,8 @@ class Trainer:
         cfg = self.config
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(list(model.translator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-        self.opt_d = torch.optim.Adam(list(model.discriminator_parameters()), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+        self.opt_d = torch.optim.Adam(list(model.discriminator_parameters()), lr=cfg.lr * cfg.dis_lr_ratio, betas=betas,
+                                      weight_decay=cfg.weight_decay)
         self.objective = UNITObjective(cfg)
         self.augment_policy = parse_policy(cfg.augment)
         self.ema: UNIT | None = self._new_ema() if cfg.ema_decay > 0 else None
@@ -225,6 +226,9 @@ class Trainer:
         self.clock = TrainingClock()
 
         self.distributed = dist.is_available() and dist.is_initialized() if distributed is None else distributed
+        if self.distributed and cfg.r1_gamma > 0:
+            # R1's gradient w.r.t. the images (autograd.grad) bypasses DDP's gradient hooks
+            raise ValueError("r1_gamma > 0 is not supported in distributed training yet; set r1_gamma=0 or train on one device")
         self.rank = dist.get_rank() if self.distributed else 0
         self.world_size = dist.get_world_size() if self.distributed else 1
         self.noise = torch.Generator(device=self.device)
@@ -304,9 +308,9 @@ class Trainer:
 
     def _set_lr(self) -> None:
         lr = self.lr_at(self.step)
-        for opt in (self.opt_g, self.opt_d):
+        for opt, ratio in ((self.opt_g, 1.0), (self.opt_d, self.config.dis_lr_ratio)):
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * ratio
 
     def change_schedule(self, **changes) -> dict:
         """Change learning-rate fields of the config from the current step on (e.g. decay a
@@ -335,10 +339,16 @@ class Trainer:
     def d_step(self, x_a: torch.Tensor, x_b: torch.Tensor, fwd: dict[str, torch.Tensor]) -> dict[str, float]:
         """Update D_a, D_b with E and G fixed: translations enter detached."""
         self.model.dis.requires_grad_(True)
+        r1 = self.config.r1_gamma > 0
+        if r1:  # the penalty is a gradient w.r.t. the real images, before augmentation
+            x_a, x_b = x_a.detach().requires_grad_(True), x_b.detach().requires_grad_(True)
         with self._autocast():
             aug = self._augment
             real_a, fake_a, real_b, fake_b = self.d_pass(aug(x_a), aug(fwd["x_ba"].detach()), aug(x_b), aug(fwd["x_ab"].detach()))
             loss, terms = self.objective.discriminator(real_a, fake_a, real_b, fake_b)
+        if r1:
+            terms["r1"] = r1_penalty([real_a, real_b], [x_a, x_b])
+            loss = loss + 0.5 * self.config.r1_gamma * terms["r1"]
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_d)
