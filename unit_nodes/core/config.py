@@ -111,9 +111,10 @@ class UNITConfig:
     # shared code the translations) keep more detail. 0 is the paper.
     lambda_fm: float = 0.0
     # R1 (Mescheder et al. 2018): r1_gamma / 2 * E|grad_x D_i(x)|^2 on real images, added to
-    # D's loss (through the augmentation, like StyleGAN2-ADA). It keeps D from growing steep
-    # around the real data, the usual cause of GAN oscillation; one extra double backward of D
-    # per step. 0 is the paper.
+    # D's loss (through the augmentation, like StyleGAN2-ADA), D(x) being the sum of its patch
+    # logits over all scales. It keeps D from growing steep around the real data, a known cause
+    # of GAN oscillation; costs a double backward of D (about 4 % of an emoji64 step on a CPU).
+    # 1 did not help the emoji default run (docs/RESULTS.md, item 00000000). 0 is the paper.
     r1_gamma: float = 0.0
     # Two time-scale update rule (Heusel et al. 2017): D's learning rate is lr * dis_lr_ratio,
     # following the same schedule. 1 is the paper (one rate for all).
