@@ -113,7 +113,7 @@ class UNITConfig:
     # R1 (Mescheder et al. 2018): r1_gamma / 2 * E|grad_x D_i(x)|^2 on real images, added to
     # D's loss (through the augmentation, like StyleGAN2-ADA), D(x) being the sum of its patch
     # logits over all scales. It keeps D from growing steep around the real data, a known cause
-    # of GAN oscillation; costs a double backward of D (about 4 % of an emoji64 step on a CPU).
+    # of GAN oscillation; costs a double backward of D (a few percent of an emoji64 step on a CPU).
     # 1 did not help the emoji default run (docs/RESULTS.md, item 00000000). 0 is the paper.
     r1_gamma: float = 0.0
     # Two time-scale update rule (Heusel et al. 2017): D's learning rate is lr * dis_lr_ratio,
