@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import GAN_MODES
+
 
 def kl_unit_variance(mu: torch.Tensor) -> torch.Tensor:
     return mu.pow(2).mean()
@@ -49,12 +51,10 @@ def r1_penalty(real_outputs: Sequence[Sequence[torch.Tensor]], real_inputs: Sequ
 class GANLoss(nn.Module):
     """Adversarial loss over a list of logit maps (one per discriminator scale)."""
 
-    MODES = ("lsgan", "nonsaturating", "hinge")
-
     def __init__(self, mode: str = "lsgan"):
         super().__init__()
-        if mode not in self.MODES:
-            raise ValueError(f"GAN loss mode must be one of {self.MODES}, got {mode!r}")
+        if mode not in GAN_MODES:
+            raise ValueError(f"GAN loss mode must be one of {GAN_MODES}, got {mode!r}")
         self.mode = mode
 
     def _one(self, logits: torch.Tensor, target_real: bool) -> torch.Tensor:
@@ -69,10 +69,12 @@ class GANLoss(nn.Module):
         target = torch.ones_like(logits) if target_real else torch.zeros_like(logits)
         return F.binary_cross_entropy_with_logits(logits, target)
 
+    @staticmethod
+    def _scales(outputs: Sequence[torch.Tensor] | torch.Tensor) -> Sequence[torch.Tensor]:
+        return [outputs] if isinstance(outputs, torch.Tensor) else outputs
+
     def forward(self, outputs: Sequence[torch.Tensor] | torch.Tensor, target_real: bool) -> torch.Tensor:
-        if isinstance(outputs, torch.Tensor):
-            outputs = [outputs]
-        return sum(self._one(o, target_real) for o in outputs)
+        return sum(self._one(o, target_real) for o in self._scales(outputs))
 
     def discriminator_loss(self, real_outputs, fake_outputs) -> torch.Tensor:
         return self(real_outputs, True) + self(fake_outputs, False)
@@ -80,9 +82,7 @@ class GANLoss(nn.Module):
     def generator_loss(self, fake_outputs) -> torch.Tensor:
         if self.mode == "hinge":
             # the generator raises D's logits on its output without a margin
-            if isinstance(fake_outputs, torch.Tensor):
-                fake_outputs = [fake_outputs]
-            return sum(-o.float().mean() for o in fake_outputs)
+            return sum(-o.float().mean() for o in self._scales(fake_outputs))
         return self(fake_outputs, True)
 
 
