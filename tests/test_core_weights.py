@@ -145,10 +145,11 @@ def _train(trainer, steps, ds_a, ds_b):
     trainer.fit(ds_a, ds_b, steps, batch_size=4)
 
 
-def test_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("critic", [{}, {"dis_spectral_norm": True}], ids=["plain", "spectral-norm"])
+def test_resume_is_bit_identical(tmp_path, critic):
     a, b = shapes_and_inversions(24)
     ds_a, ds_b = TensorImages(a), TensorImages(b)
-    cfg = tiny_config(lr_policy="step", lr_step_size=3, lr_gamma=0.5)
+    cfg = tiny_config(lr_policy="step", lr_step_size=3, lr_gamma=0.5, **critic)
 
     torch.manual_seed(1)
     straight = Trainer(UNIT(cfg), device="cpu", seed=3)

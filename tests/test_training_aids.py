@@ -359,3 +359,33 @@ def test_hinge_mode_trains():
     losses = [trainer.train_step(x_a, x_b) for _ in range(3)]
     assert all(torch.isfinite(torch.tensor(v)) for step in losses for v in step.values())
     assert losses[0]["d_a"] >= 0 and losses[0]["d_a"] <= 4.0  # two hinge terms of one scale, near 1 at the start
+
+
+def test_spectral_norm_bounds_every_d_layer_and_survives_save_and_load(tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny_config(dis_spectral_norm=True, dis_shared_layers=1, dis_scales=2, r1_gamma=1.0)
+    trainer = Trainer(UNIT(cfg), device="cpu")
+    convs = [m for m in trainer.model.dis.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    for _ in range(3):  # R1's double backward goes through the normalisation too
+        assert all(torch.isfinite(torch.tensor(v)) for v in trainer.train_step(x_a, x_b).values())
+    # from initialisation on (init_weights re-converges the power iteration), every layer's
+    # largest singular value is 1, though Adam moved the raw weights
+    for m in convs:
+        w = m.weight.detach().flatten(1)
+        assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, rel=0.05)
+        assert torch.linalg.matrix_norm(m.parametrizations.weight.original.detach().flatten(1), ord=2) > 1.05
+    # the shared tail is one parametrised module in both critics
+    assert trainer.model.dis["a"].shared is trainer.model.dis["b"].shared
+    path = trainer.save_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed = Trainer.from_checkpoint(path, device="cpu")
+    trainer.model.eval(), resumed.model.eval()  # eval: no power-iteration update on the forward
+    with torch.no_grad():
+        for d in ("a", "b"):
+            for s, r in zip(trainer.model.dis[d](x_a), resumed.model.dis[d](x_a)):
+                assert torch.equal(s, r)
+    # a model without the field (every file written before it) still loads: it defaults to off
+    plain = tmp_path / "plain"
+    save_model(UNIT(tiny_config()), plain)
+    assert load_model(plain, discriminators=True).config.dis_spectral_norm is False

@@ -119,6 +119,12 @@ class UNITConfig:
     # Two time-scale update rule (Heusel et al. 2017): D's learning rate is lr * dis_lr_ratio,
     # following the same schedule. 1 is the paper (one rate for all).
     dis_lr_ratio: float = 1.0
+    # Spectral normalisation (Miyato et al. 2018) of every D convolution: each layer's weight
+    # is divided by its largest singular value (one power iteration per forward), so D is
+    # 1-Lipschitz per layer and cannot win by growing steep. It reparametrises D's weights
+    # (their names in checkpoints carry "parametrizations"), so a checkpoint resumes only with
+    # the same setting. False is the paper.
+    dis_spectral_norm: bool = False
 
     preset: str = ""  # informational: which preset this config started from
 
@@ -340,6 +346,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
                                       mirrored_init=False, lambda_fm=0.0, code_gain=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
+                                      dis_spectral_norm=False,
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")

@@ -175,6 +175,13 @@ class Generator(nn.Module):
         return self.private(z)
 
 
+def _dis_conv(config: UNITConfig, *args, **kwargs) -> nn.Conv2d:
+    conv = nn.Conv2d(*args, **kwargs)
+    if config.dis_spectral_norm:
+        conv = nn.utils.parametrizations.spectral_norm(conv)
+    return conv
+
+
 def _dis_layers(in_channels: int, config: UNITConfig) -> list[nn.Module]:
     """Per-scale PatchGAN layers; the last one maps to one real/fake logit per patch."""
     layers: list[nn.Module] = []
@@ -183,13 +190,13 @@ def _dis_layers(in_channels: int, config: UNITConfig) -> list[nn.Module]:
         norm = "none" if i == 0 else config.dis_norm
         layers.append(
             nn.Sequential(
-                nn.Conv2d(c_in, c, 4, 2, 1, bias=norm != "batch"),
+                _dis_conv(config, c_in, c, 4, 2, 1, bias=norm != "batch"),
                 make_norm(norm, c),
                 nn.LeakyReLU(0.2, inplace=True),
             )
         )
         c_in, c = c, min(2 * c, 8 * config.dis_channels)
-    layers.append(nn.Conv2d(c_in, 1, 1, 1, 0))
+    layers.append(_dis_conv(config, c_in, 1, 1, 1, 0))
     return layers
 
 
@@ -242,9 +249,20 @@ def _shared_dis_tails(config: UNITConfig) -> nn.ModuleList | None:
 
 
 def init_weights(module: nn.Module) -> None:
+    from torch.nn.utils import parametrize
+
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_normal_(m.weight, a=0.0, mode="fan_in", nonlinearity="relu")
+            # a spectrally normalised conv computes .weight from .original on every access:
+            # initialising the computed tensor would change nothing
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+            nn.init.kaiming_normal_(weight, a=0.0, mode="fan_in", nonlinearity="relu")
+            if parametrize.is_parametrized(m, "weight"):
+                # and its power-iteration vectors still belong to the old weight: converge them
+                # to the new one as registration does (15 iterations)
+                sn = m.parametrizations.weight[0]
+                with torch.no_grad():
+                    sn._power_method(sn._reshape_weight_to_matrix(weight), 15)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
