@@ -4,8 +4,9 @@
     python bench/emoji_fid_floor.py RUN/snapshots/step_0003000 --domain-a emoji-google --domain-b emoji-twitter
 
 Prints, on the fixed emoji test split (474 images, the Inception network of ``eval emoji``):
-the identity baseline; other emoji (the first 474 of the training split) in the true style of
-each side against that side's test set (what matching the style but not the content scores);
+the identity baseline; 474 other emoji (a seeded random draw from each style's training split)
+in the true style of each side against that side's test set (what matching the style but not the
+content scores: the floor of this protocol, two samples of one distribution);
 the model's reconstructions G_i(E_i(x_i)) against their own style (the autoencoder's loss of
 detail) and against the other style (a "translation" that changes no style); and the
 translations. Real images' features are cached in ``--cache-dir``.
@@ -28,12 +29,12 @@ def main() -> None:
     p.add_argument("--domain-b", default=None, help="data set of the model's side b (default: from the model)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--cache-dir", default="runs/featcache", help="Inception features of the real images")
+    p.add_argument("--seed", type=int, default=0, help="which random training emoji stand for each style")
     args = p.parse_args()
 
     model, _ = ev.load_pair(args.model, domain_names=(args.domain_a, args.domain_b))
     size = model.config.image_size
     _, test_g, test_t = data.emoji_pairs("test", size, args.data_root)
-    _, train_g, train_t = data.emoji_pairs("train", size, args.data_root)
     n = len(test_g)
     net_file = ev.find_inception(None)
     net = ev.load_inception(net_file)
@@ -49,9 +50,14 @@ def main() -> None:
     feats = {k: real(v) for k, v in test.items()}
     side = {k: ev.domain_of(model, f"emoji-{k}") for k in test}
     rows = [("identity: Google test, against Twitter", ev.fid_from_features(feats["google"], feats["twitter"]), None)]
-    for style, train in (("twitter", train_t), ("google", train_g)):
+    for style in ("twitter", "google"):
+        # a random draw: the split is sorted by name, so its first n are a few kinds of emoji
+        # (flags, people, ...) and score far worse than the style as a whole (97.7 against 48.6
+        # for Twitter); the seed makes the draw, and the cached features, repeatable
+        train, _, _ = data.load_emoji_arrays(style, "train", size, args.data_root)
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))[:n]
         rows.append((f"{n} other emoji in the true {style} style, against {style}",
-                     ev.fid_from_features(real(train[:n]), feats[style]), None))
+                     ev.fid_from_features(real(train[pick]), feats[style]), None))
     for src, dst in (("google", "twitter"), ("twitter", "google")):
         x = test[src]
         recon = ev.translate_all(model, x, side[src], side[src])

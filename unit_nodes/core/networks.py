@@ -257,10 +257,11 @@ def init_weights(module: nn.Module) -> None:
             # initialising the computed tensor would change nothing
             weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
             nn.init.kaiming_normal_(weight, a=0.0, mode="fan_in", nonlinearity="relu")
-            if parametrize.is_parametrized(m, "weight"):
+            sn = m.parametrizations.weight[0] if parametrize.is_parametrized(m, "weight") else None
+            if hasattr(sn, "_power_method"):
                 # and its power-iteration vectors still belong to the old weight: converge them
-                # to the new one as registration does (15 iterations)
-                sn = m.parametrizations.weight[0]
+                # to the new one as registration does (15 iterations). A torch without this
+                # (private) method converges them over the first training steps instead.
                 with torch.no_grad():
                     sn._power_method(sn._reshape_weight_to_matrix(weight), 15)
             if m.bias is not None:
