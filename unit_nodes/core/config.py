@@ -123,7 +123,8 @@ class UNITConfig:
     # is divided by its largest singular value (one power iteration per forward), so D is
     # 1-Lipschitz per layer and cannot win by growing steep. It reparametrises D's weights
     # (their names in checkpoints carry "parametrizations"), so a checkpoint resumes only with
-    # the same setting. False is the paper.
+    # the same setting. Within noise of the emoji default run (docs/RESULTS.md, item
+    # 000000000). False is the paper.
     dis_spectral_norm: bool = False
 
     preset: str = ""  # informational: which preset this config started from
