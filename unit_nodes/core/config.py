@@ -120,7 +120,7 @@ class UNITConfig:
     # following the same schedule. 1 is the paper (one rate for all).
     dis_lr_ratio: float = 1.0
     # Spectral normalisation (Miyato et al. 2018) of every D convolution: each layer's weight
-    # is divided by its largest singular value (one power iteration per forward), so D is
+    # is divided by its largest singular value (one power iteration per D or G step), so D is
     # 1-Lipschitz per layer and cannot win by growing steep. It reparametrises D's weights
     # (their names in checkpoints carry "parametrizations"), so a checkpoint resumes only with
     # the same setting. Within noise of the emoji default run (docs/RESULTS.md, item

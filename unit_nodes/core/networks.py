@@ -255,9 +255,10 @@ def init_weights(module: nn.Module) -> None:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             # a spectrally normalised conv computes .weight from .original on every access:
             # initialising the computed tensor would change nothing
-            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+            normalised = parametrize.is_parametrized(m, "weight")
+            weight = m.parametrizations.weight.original if normalised else m.weight
             nn.init.kaiming_normal_(weight, a=0.0, mode="fan_in", nonlinearity="relu")
-            sn = m.parametrizations.weight[0] if parametrize.is_parametrized(m, "weight") else None
+            sn = m.parametrizations.weight[0] if normalised else None
             if hasattr(sn, "_power_method"):
                 # and its power-iteration vectors still belong to the old weight: converge them
                 # to the new one as registration does (15 iterations). A torch without this

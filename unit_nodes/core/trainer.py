@@ -302,8 +302,9 @@ class Trainer:
 
     def _critic_weights_once(self):
         """With spectral norm, D's weights are computed (and their power iteration advanced)
-        once per D or G step instead of once per D call: a step calls each D up to three times
-        at every scale, and recomputing them cost ~15 % of an emoji64 step on a CPU."""
+        once per D or G step instead of once per D call (a step calls each D up to three times).
+        In a CPU probe of an emoji64 D (three calls + backward) that cut spectral norm's
+        overhead from ~1.6x to ~1.15x of the plain D's time."""
         if not self.config.dis_spectral_norm:
             return contextlib.nullcontext()
         from torch.nn.utils import parametrize
