@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .config import UPSAMPLE_KERNEL, UNITConfig
 
@@ -249,8 +250,6 @@ def _shared_dis_tails(config: UNITConfig) -> nn.ModuleList | None:
 
 
 def init_weights(module: nn.Module) -> None:
-    from torch.nn.utils import parametrize
-
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             # a spectrally normalised conv computes .weight from .original on every access:
