@@ -321,7 +321,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         dis_channels=64, dis_layers=3, dis_scales=1, dis_shared_layers=0, weight_decay=0.0,
     ),
     # The fast RGB recipe, measured on Google <-> Twitter emoji at an equal CPU budget
-    # (docs/RESULTS.md, "emoji recipe"): a /2 latent (48 x 32 x 32 at 64 px) keeps the detail
+    # (docs/RESULTS.md, "emoji recipe"): a /2 latent (64 x 32 x 32 at 64 px) keeps the detail
     # that a /4 latent blurs away; bilinear + 3x3 upsampling has no checkerboard grain (unlike
     # transposed convs), costs 9/25 of nearest + 5x5 and reaches the lowest FID per CPU minute
     # of the three; the exported weights are a moving average, D sees translated/cut-out
@@ -330,8 +330,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # lr 1.6e-3 (16x the paper's): at 2000 steps FID 97.6 / 93.4, against 101.1 / 94.0 for 8e-4,
     # 107.6 / 101.2 for 4e-4 and 116.8 / 109.2 for 2e-4 (docs/RESULTS.md, items 00000 and 000000):
     # with the moving average of the exported weights, a short run gains most from a fast rate.
+    # base_channels 32 (24 before session 14): the default run scored 96.8 / 89.4 against 99.5 /
+    # 91.1 at about the same wall time (0.216 s per step, against 0.213-0.23 for 24-channel runs on
+    # the same VM kind: at 64 px and batch 4 a CPU step is bound by per-layer overheads, not by the
+    # translator's width), and its 22000-step run
+    # became the bundled pair (84.9 / 77.5 against 86.5 / 78.5; docs/RESULTS.md item 0000000000).
     "emoji64": dict(
-        channels_a=3, channels_b=3, image_size=64, base_channels=24, n_downsample=1, n_res_blocks=3, n_shared=1,
+        channels_a=3, channels_b=3, image_size=64, base_channels=32, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
         lr=1.6e-3, ema_decay=0.999, augment="translation,cutout", mirrored_init=True,
     ),
@@ -357,8 +362,8 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # ~28 min on an AVX2-only one (~0.92 s per step), inside the 30 minutes a CPU user should wait; 1800
 # steps of 4e-4 already scored better than 2000 steps of 2e-4 (FID 110.5 / 105.4 at 1500, 108.1 / 101.0
 # at 2000, against 116.8 / 109.2: docs/RESULTS.md item 00000), and the rate is 1.6e-3 now (item 000000);
-# on a 2-core CPU with AMX, where training runs in bf16 autocast, the default run took 6.1 minutes
-# (FID 99.5 / 91.1, item 0000000);
+# on a 2-core CPU with AMX, where training runs in bf16 autocast, the default run took 6.1 minutes with
+# the 24-channel translator (FID 99.5 / 91.1, item 0000000) and 6.5 with 32 channels (96.8 / 89.4, item 0000000000);
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
