@@ -333,8 +333,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # base_channels 32 (24 before session 14): the default run scored 96.8 / 89.4 against 99.5 /
     # 91.1 at about the same wall time (0.216 s per step, against 0.213-0.23 for 24-channel runs on
     # the same VM kind: at 64 px and batch 4 a CPU step is bound by per-layer overheads, not by the
-    # translator's width), and its 22000-step run
-    # became the bundled pair (84.9 / 77.5 against 86.5 / 78.5; docs/RESULTS.md item 0000000000).
+    # translator's width), and its 22000-step run became the bundled pair (84.9 / 77.5 against
+    # 86.5 / 78.5; docs/RESULTS.md item 0000000000).
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=32, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
