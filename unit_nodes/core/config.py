@@ -336,7 +336,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # overheads, not by the translator's width), and its 22000-step run became the bundled pair
     # (84.9 / 77.5 against 86.5 / 78.5; docs/RESULTS.md item 0000000000). 48 channels (93.4 / 86.3)
     # and 5 residual blocks a side (97.2 / 86.7) score better at 1800 steps but cost 1.44x and 1.38x
-    # the time per step (item 00000000000): not adopted before they are measured at equal wall time.
+    # the time per step, and at equal wall time they come out about level with the 32-channel run
+    # carried on (item 00000000000): not adopted.
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=32, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
