@@ -9,13 +9,13 @@ not depend on them.
 """
 import os
 import sys
-import time
 
 import torch
 
 from unit_nodes.core.config import preset
 from unit_nodes.core.networks import UNIT
 from unit_nodes.core.trainer import Trainer
+from unit_nodes.tools.bench import time_calls
 
 widths = [int(w) for w in (sys.argv[1] if len(sys.argv) > 1 else "24,32,40,48,64").split(",")]
 threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
@@ -29,12 +29,8 @@ for _ in range(2):
         gen = torch.Generator().manual_seed(1)
         xa = torch.rand(4, 3, 64, 64, generator=gen) * 2 - 1
         xb = torch.rand(4, 3, 64, 64, generator=gen) * 2 - 1
-        for _ in range(3):
-            trainer.train_step(xa, xb)
-        start = time.perf_counter()
-        for _ in range(8):
-            trainer.train_step(xa, xb)
-        best[width] = min(best.get(width, float("inf")), (time.perf_counter() - start) / 8)
+        times, _ = time_calls(lambda: trainer.train_step(xa, xb), torch.device("cpu"), iters=8, warmup=3)
+        best[width] = min(best.get(width, float("inf")), sum(times) / len(times))
 print(f"threads {threads}, precision {precision} ({trainer.amp_dtype}), load average {os.getloadavg()[0]:.2f}")
 for width in widths:
     print(f"base_channels {width:3d}: {best[width]:.3f} s/step, {best[width] / best[widths[0]]:.2f}x")
