@@ -332,12 +332,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with the moving average of the exported weights, a short run gains most from a fast rate.
     # base_channels 32 (24 before session 14): the default run scored 96.8 / 89.4 against 99.5 /
     # 91.1 at about the same wall time (0.216 s per step, against 0.213-0.23 for 24-channel runs on
-    # the same VM kind: at 64 px and batch 4 a CPU step up to 32 channels is bound by per-layer
-    # overheads, not by the translator's width), and its 22000-step run became the bundled pair
+    # the same VM kind: at 64 px and batch 4 a bf16 step with AMX up to 32 channels is bound by per-layer
+    # overheads, not by the translator's width; in exact fp32, which CPUs without AMX train in, 32 channels
+    # cost 1.30x the 24-channel step: docs/RESULTS.md item 000000000000), and its 22000-step run became the bundled pair
     # (84.9 / 77.5 against 86.5 / 78.5; docs/RESULTS.md item 0000000000). 48 channels (93.4 / 86.3)
     # and 5 residual blocks a side (97.2 / 86.7) score better at 1800 steps but cost 1.44x and 1.38x
     # the time per step, and at equal wall time they come out about level with the 32-channel run
-    # carried on (item 00000000000): not adopted.
+    # carried on (item 00000000000), and over the full budget as well (a 15000-step 48-channel run: 85.5 / 75.9 in
+    # 91 minutes against 84.9 / 77.5 in 82, level at equal wall time; item 000000000000): not adopted.
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=32, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
@@ -367,6 +369,8 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # at 2000, against 116.8 / 109.2: docs/RESULTS.md item 00000), and the rate is 1.6e-3 now (item 000000);
 # on a 2-core CPU with AMX, where training runs in bf16 autocast, the default run took 6.1 minutes with
 # the 24-channel translator (FID 99.5 / 91.1, item 0000000) and 6.5 with 32 channels (96.8 / 89.4, item 0000000000);
+# the figures above without AMX are 24-channel ones: in fp32 the 32-channel step costs 1.30x, so about 16 min
+# with AVX-512 and an estimated 36 with AVX2 only (item 000000000000), past 30 minutes there;
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
