@@ -140,7 +140,7 @@ class TrainUNIT(io.ComfyNode):
             description="Trains a UNIT model on two unpaired image folders and saves it to models/unit/<save_name>/. "
                         "Cancel keeps a checkpoint; queueing again with the same save_name resumes. The defaults "
                         "(emoji64, 1800 steps, batch 4) take about 6 min on a 2-core CPU with AMX (trained in bf16 there, as on "
-                        "GPUs with bf16), about 16 in fp32 with AVX-512 and an estimated 36 with AVX2 only (both cores free; longer when "
+                        "GPUs with bf16), 16-20 in fp32 with AVX-512 and an estimated 36 with AVX2 only (both cores free; longer when "
                         "they are shared) and about a minute on a GPU; "
                         "the node shows seconds per step and the time left while it runs.",
             inputs=[
