@@ -370,7 +370,7 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # on a 2-core CPU with AMX, where training runs in bf16 autocast, the default run took 6.1 minutes with
 # the 24-channel translator (FID 99.5 / 91.1, item 0000000) and 6.5 with 32 channels (96.8 / 89.4, item 0000000000);
 # the figures above without AMX are 24-channel ones: in fp32 the 32-channel step costs 1.30x, so 16-20 min
-# with AVX-512 and an estimated 36 with AVX2 only (item 000000000000), past 30 minutes there;
+# with AVX-512 and an estimated 39 with AVX2 only (1.40x there; item 000000000000), past 30 minutes there;
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
