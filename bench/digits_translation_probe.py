@@ -18,9 +18,9 @@ import torchvision
 
 from unit_nodes.core import data
 from unit_nodes.tools.classifier import accuracy, load_classifier
-from unit_nodes.tools.evaluate import DIGIT_TASKS, classifier_path, domain_of, load_pair
+from unit_nodes.tools.evaluate import DIGIT_TASKS, classifier_path, domain_of, load_pair, map_batches
 
-args = [a for a in sys.argv[1:]]
+args = sys.argv[1:]
 grid_dir = None
 if "--grid" in args:
     grid_dir = Path(args[args.index("--grid") + 1])
@@ -31,21 +31,22 @@ model, _ = load_pair(spec)
 model.eval()
 
 
-def translate(x: torch.Tensor, source: str, target: str, sampled: bool = False, batch_stats: bool = False,
-              batch_size: int = 256) -> torch.Tensor:
-    net = copy.deepcopy(model)
+def translate(x: torch.Tensor, source: str, target: str, sampled: bool = False, batch_stats: bool = False) -> torch.Tensor:
+    # a copy when the batch norms use batch statistics: in train mode they would also update the model's running ones
+    net = copy.deepcopy(model) if batch_stats else model
     if batch_stats:
         for module in net.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.train()
     noise = torch.Generator().manual_seed(0)
-    out = []
+
+    def one_batch(xb: torch.Tensor) -> torch.Tensor:
+        mu = net.encode(xb, source)
+        z = mu + torch.randn(mu.shape, generator=noise) if sampled else mu
+        return net.decode(z, target).clamp(-1, 1)
+
     with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            mu = net.encode(x[start:start + batch_size], source)
-            z = mu + torch.randn(mu.shape, generator=noise) if sampled else mu
-            out.append(net.decode(z, target).clamp(-1, 1))
-    return torch.cat(out)
+        return map_batches(one_batch, x, batch_size=256)
 
 
 for task in ("mnist->usps", "usps->mnist"):

@@ -14,12 +14,12 @@ training step (summed over the step's norm calls), and the load average. Variant
 """
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 from unit_nodes.core.networks import InstanceNorm2d
+from unit_nodes.tools.bench import time_calls
 
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 precision = sys.argv[2] if len(sys.argv) > 2 else "bf16"
@@ -86,11 +86,8 @@ for shape, calls in STEP_SHAPES:
         x = x0.clone(memory_format=torch.preserve_format).requires_grad_()
         norm, _ = fn(w0.clone().requires_grad_(), b0.clone().requires_grad_())
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            for i in range(25):
-                if i == 5:
-                    start = time.perf_counter()
-                norm(x).backward(g)
-            ms = (time.perf_counter() - start) / 20 * 1e3
+            times, _ = time_calls(lambda: norm(x).backward(g), torch.device("cpu"), iters=20, warmup=5)
+        ms = sum(times) / len(times) * 1e3
         per_step[name] += ms * calls
         row.append(f"{name} {ms:6.2f}")
     print(f"{str(list(shape)):18s} x{calls:2d}: " + "  ".join(row))
