@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tiny import TensorImages, shapes_and_inversions, tiny_config
-from unit_nodes.core.augment import cutout, diff_augment, parse_policy, translation
+from unit_nodes.core.augment import cutout, diff_augment, parse_policy, scale, translation
 from unit_nodes.core.config import ConfigError, UNITConfig
 from unit_nodes.core.networks import UNIT
 from unit_nodes.core.trainer import Trainer
@@ -37,9 +37,28 @@ def test_cutout_zeroes_one_square_of_the_given_size_per_image():
     assert torch.equal((y == 0).any(dim=1), (y == 0).all(dim=1))  # all channels alike
 
 
+def test_scale_zooms_each_image_about_its_centre_within_the_range():
+    # a centred 16 x 16 square in a 32 x 32 frame: a zoom by f covers about (16 f)^2 pixels
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, :, 8:24, 8:24] = 1
+    y = scale(x, torch.Generator().manual_seed(3), ratio=0.35)
+    factor = (y.flatten(1).sum(1) / 256).sqrt()
+    assert factor.min() >= 0.70 - 0.03 and factor.max() <= 1.42 + 0.03
+    assert factor.min() < 0.85 and factor.max() > 1.2  # the draws spread over the range
+    coords = torch.arange(32, dtype=torch.float32) + 0.5
+    mass = y[:, 0].sum((1, 2))
+    cy = (y[:, 0].sum(2) * coords).sum(1) / mass
+    cx = (y[:, 0].sum(1) * coords).sum(1) / mass
+    assert torch.allclose(cy, torch.full_like(cy, 16.0), atol=1e-3) and torch.allclose(cx, cy, atol=1e-3)
+    assert torch.allclose(scale(x, torch.Generator(), ratio=0.0), x, atol=1e-6)  # factor 1: unchanged
+    # bf16 inputs (autocast) keep their dtype and get the same zoom, sampled on an fp32 grid
+    y16 = scale(x.bfloat16(), torch.Generator().manual_seed(3), ratio=0.35)
+    assert y16.dtype == torch.bfloat16 and torch.allclose(y16.float(), y, atol=1e-2)
+
+
 def test_augmentation_is_differentiable_and_seeded():
     x = torch.randn(4, 3, 16, 16, requires_grad=True)
-    policy = parse_policy("color,translation,cutout")
+    policy = parse_policy("color,translation,cutout,scale")
     y1 = diff_augment(x, policy, torch.Generator().manual_seed(5))
     y1.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0

@@ -91,7 +91,7 @@ class UNITConfig:
     # raw weights oscillate around what it has learnt, their average sits closer to it.
     ema_decay: float = 0.0
     # DiffAugment policy for D's inputs (real and translated alike): comma-separated names
-    # from core.augment.AUGMENTATIONS ("color", "translation", "cutout"); "" disables.
+    # from core.augment.AUGMENTATIONS ("color", "translation", "cutout", "scale"); "" disables.
     augment: str = ""
     # Colour anchor: lambda_identity * |G_b(E_a(x_a)) - x_a|_1 (and the same from B), for pairs
     # whose domains share layout and palette (emoji styles, day/night scenes): cycle and GAN
@@ -370,7 +370,9 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # on a 2-core CPU with AMX, where training runs in bf16 autocast, the default run took 6.1 minutes with
 # the 24-channel translator (FID 99.5 / 91.1, item 0000000) and 6.5 with 32 channels (96.8 / 89.4, item 0000000000);
 # the figures above without AMX are 24-channel ones: in fp32 the 32-channel step costs 1.30x, so 16-20 min
-# with AVX-512 and an estimated 39 with AVX2 only (1.40x there; item 000000000000), past 30 minutes there;
+# with AVX-512 and an estimated 39 on the AVX2-only VM of session 8 (1.40x there; item 000000000000), past 30
+# minutes there; measured on an AVX2-only AMD EPYC (Zen 3): 22.8 min, and 24 channels for 2700 steps in the same
+# time score level (96.3 / 90.8 against 96.6 / 90.3: item 0000000000000), so the width stays;
 # on a GPU the same run takes about a minute and more steps pay (see the node's tooltips and
 # docs/PERFORMANCE.md).
 PRESET_TRAINING: dict[str, dict[str, int]] = {
