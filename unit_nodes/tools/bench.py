@@ -94,7 +94,7 @@ def _sync(device: torch.device) -> None:
 def matmul_roofline(device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 0.3) -> float:
     """Best GFLOP/s of a large square matmul on ``device``: the machine's compute roofline as
     measured now, with the current thread count (so that ratios hold on a busy machine)."""
-    n = 2048 if device.type == "cpu" else 8192
+    n = _roofline_size(device, dtype)
     if device.type == "cuda" and dtype == torch.float32:
         # fp32 convs may run on TF32 tensor cores (cudnn.allow_tf32, on by default); measure the
         # matmul roofline under the same rule, or fp32 ratios could exceed 1
@@ -114,6 +114,30 @@ def _matmul_tf32(enabled: bool):
 
 
 _ROOFLINE_OPERANDS: dict = {}
+_ROOFLINE_SIZES: dict = {}
+
+
+def _roofline_size(device: torch.device, dtype: torch.dtype) -> int:
+    """The roofline matmul's side: 2048 on a CPU (8192 on a GPU), unless one call of a smaller
+    size already takes 0.1 s. Why: where the dtype has no native kernels (bf16 on a CPU with AVX2
+    only) a 2048^2 matmul takes minutes, and the roofline is sampled between every timed call.
+    Chosen once per device and dtype, so every sample of a run uses the same size."""
+    key = (str(device), dtype)
+    if key not in _ROOFLINE_SIZES:
+        top = 2048 if device.type == "cpu" else 8192
+        n = 256 if device.type == "cpu" else top
+        while n < top:
+            a = torch.randn(n, n, device=device, dtype=dtype)
+            torch.matmul(a, a)
+            _sync(device)
+            t = time.perf_counter()
+            torch.matmul(a, a)
+            _sync(device)
+            if time.perf_counter() - t >= 0.1:
+                break
+            n *= 2
+        _ROOFLINE_SIZES[key] = n
+    return _ROOFLINE_SIZES[key]
 
 
 def _matmul_gflops(device: torch.device, dtype: torch.dtype, n: int, seconds: float) -> float:
