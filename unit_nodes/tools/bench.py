@@ -120,20 +120,16 @@ _ROOFLINE_SIZES: dict = {}
 def _roofline_size(device: torch.device, dtype: torch.dtype) -> int:
     """The roofline matmul's side: 2048 on a CPU (8192 on a GPU), unless one call of a smaller
     size already takes 0.1 s. Why: where the dtype has no native kernels (bf16 on a CPU with AVX2
-    only) a 2048^2 matmul takes minutes, and the roofline is sampled between every timed call.
-    Chosen once per device and dtype, so every sample of a run uses the same size."""
+    only: 1.2 GFLOP/s, ~14 s per 2048^2 call) the roofline, sampled between every timed call, would
+    dominate the run. Chosen once per device and dtype, so every sample of a run uses the same size.
+    The probe's operands are not kept (unlike the roofline's own)."""
     key = (str(device), dtype)
     if key not in _ROOFLINE_SIZES:
         top = 2048 if device.type == "cpu" else 8192
         n = 256 if device.type == "cpu" else top
         while n < top:
-            a = torch.randn(n, n, device=device, dtype=dtype)
-            torch.matmul(a, a)
-            _sync(device)
-            t = time.perf_counter()
-            torch.matmul(a, a)
-            _sync(device)
-            if time.perf_counter() - t >= 0.1:
+            a, c = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+            if _best_matmul_seconds(a, a, c, device, 0.0) >= 0.1:
                 break
             n *= 2
         _ROOFLINE_SIZES[key] = n
@@ -147,6 +143,12 @@ def _matmul_gflops(device: torch.device, dtype: torch.dtype, n: int, seconds: fl
     if key not in _ROOFLINE_OPERANDS:
         _ROOFLINE_OPERANDS[key] = tuple(torch.randn(n, n, device=device, dtype=dtype) for _ in range(3))
     a, b, c = _ROOFLINE_OPERANDS[key]
+    return 2 * n**3 / _best_matmul_seconds(a, b, c, device, seconds) / 1e9
+
+
+def _best_matmul_seconds(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, device: torch.device,
+                         seconds: float) -> float:
+    """Fastest of the ``c = a @ b`` calls timed over ``seconds`` (at least one), after one warm-up."""
     torch.matmul(a, b, out=c)
     _sync(device)
     best, spent = float("inf"), 0.0
@@ -156,7 +158,7 @@ def _matmul_gflops(device: torch.device, dtype: torch.dtype, n: int, seconds: fl
         _sync(device)
         dt = time.perf_counter() - t
         best, spent = min(best, dt), spent + dt
-    return 2 * n**3 / best / 1e9
+    return best
 
 
 def count_flops(fn: Callable[[], object]) -> int:
