@@ -28,7 +28,7 @@ run() {  # name timeout args...
   tr '\r' '\n' < "$WORK/$name.log" | grep -v '^\s*$' | tail -4
   echo "$name rc=$rc wall_s=$(awk "BEGIN{print $t1 - $t0}")" | tee -a "$OUT/times.txt"
   tr '\r' '\n' < "$WORK/$name.log" | grep -v '^\s*$' | tail -30 > "$OUT/log_$name.txt"
-  local last=$(ls -d "$WORK/$name"/snapshots/step_* 2>/dev/null | tail -1)
+  local src last=$(ls -d "$WORK/$name"/snapshots/step_* 2>/dev/null | tail -1)
   if [ -f "$WORK/$name/model.safetensors" ]; then src="$WORK/$name"; else src="$last"; fi
   if [ -n "$src" ]; then cp "$src/model.safetensors" "$OUT/model_$name.safetensors"; cp "$src/config.json" "$OUT/config_$name.json"; echo "$name weights from $src"; fi
 }
