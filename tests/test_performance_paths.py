@@ -53,6 +53,17 @@ def test_channels_last_training_step_matches_plain():
         assert abs(plain[k] - fast[k]) <= 1e-3 * max(1.0, abs(plain[k])), k
 
 
+def test_channels_last_is_chosen_for_cpu_training_only():
+    from unit_nodes.core.trainer import channels_last_pays
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert channels_last_pays(preset("emoji64"), cpu)
+    assert not channels_last_pays(preset("digits32"), cpu)  # 32 px, batch norm
+    # on an H200 the emoji64 step ran 6.7x slower in channels_last at batch 64
+    assert not channels_last_pays(preset("emoji64"), cuda)
+    assert Trainer(UNIT(preset("emoji64", base_channels=8, dis_channels=8)), device="cpu").channels_last
+
+
 def test_cpu_precision_choices():
     from unit_nodes.core.device import autocast_dtype, cpu_has_fast_bf16
 

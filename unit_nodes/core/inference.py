@@ -50,7 +50,8 @@ class SharedLatent:
 
 def optimize_for_inference(model: UNIT) -> UNIT:
     """Put ``model`` (in place) in eval mode with channels_last weights, the faster layout for
-    its convolutions on CPU and CUDA (docs/PERFORMANCE.md); inputs need no change (a conv with
+    its convolutions on CPU (docs/PERFORMANCE.md; on CUDA translation in this layout is not yet
+    measured, and training in it is slower there); inputs need no change (a conv with
     channels_last weights gives channels_last outputs). Results equal the default layout's up
     to float rounding; saving and training such a model work unchanged."""
     model.eval()

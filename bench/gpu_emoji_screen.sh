@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A prepared GPU call of issue 10 (one call, about 8 minutes of a one-GPU machine):
+#   UNIT_DATA_ROOT=<folder with emoji/> bash bench/gpu_emoji_screen.sh    (repository root; results in $OUT)
+# 1. bench/gpu_train_speed.py: emoji64 steps/s at batch 4 and 64 with channels_last and cuDNN
+#    autotuning on and off, and a profile of the default step (stopped at 200 s);
+# 2. a screen of emoji recipe changes: the default `train` run (emoji64, 1800 steps, batch 4,
+#    bf16) and one change each, all at once on the one GPU (each is launch-bound at batch 4, so they
+#    share it), stopped at 330 s; each run exports every 600 steps.
+# The exports come back in two tar files (a call returns at most 8 files of 16 MiB) to be scored
+# with `eval emoji` where the Inception file is (FID/KID); the screen's figures compare only with
+# each other (same GPU, same time), not with CPU runs. SCREEN_ARGS (extra train options) and
+# EXPORT_EVERY are for a smoke test: SCREEN_ARGS="--steps 2 --device cpu" EXPORT_EVERY=1.
+set -u -o pipefail
+OUT="${OUT:-bench/results/gpu_screen}"
+mkdir -p "$OUT"
+PY="${PY:-python3}"
+export PYTHONUNBUFFERED=1
+WORK=$(mktemp -d)
+{
+  date -u +%FT%TZ
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" 2>&1
+  echo "cpus $(nproc)"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+t0=$(date +%s)
+timeout 200 "$PY" bench/gpu_train_speed.py 4,64 64 > "$OUT/speed.txt" 2>&1
+echo "speed rc=$? wall_s=$(( $(date +%s) - t0 ))" | tee -a "$OUT/speed.txt"
+head -12 "$OUT/speed.txt"
+
+VARIANTS=(
+  "default|"
+  "nshared2|--set n_shared=2"
+  "nshared3|--set n_shared=3"
+  "kl1|--set lambda_kl=1 --set lambda_cc_kl=1"
+  "gan30|--set lambda_gan=30"
+  "cc10|--set lambda_cc_recon=10"
+  "batch16|--batch-size 16"
+)
+t0=$(date +%s)
+for v in "${VARIANTS[@]}"; do
+  name=${v%%|*}; args=${v#*|}
+  # shellcheck disable=SC2086
+  timeout 330 "$PY" -m unit_nodes train --domain-a emoji-google --domain-b emoji-twitter --out "$WORK/$name" \
+    --export-every "${EXPORT_EVERY:-600}" $args ${SCREEN_ARGS:-} > "$WORK/$name.log" 2>&1 &
+done
+wait
+echo "screen wall_s=$(( $(date +%s) - t0 ))" > "$OUT/screen.txt"
+for v in "${VARIANTS[@]}"; do
+  name=${v%%|*}
+  { echo "== $name (${v#*|})"; tr '\r' '\n' < "$WORK/$name.log" | grep -v '^\s*$' | tail -3; } >> "$OUT/screen.txt"
+  mkdir -p "$WORK/models/$name"
+  for snap in "$WORK/$name"/snapshots/step_*; do
+    [ -f "$snap/model.safetensors" ] || continue
+    s=$(basename "$snap"); mkdir -p "$WORK/models/$name/$s"
+    cp "$snap/model.safetensors" "$snap/config.json" "$WORK/models/$name/$s/"
+  done
+done
+cat "$OUT/screen.txt"
+# the 1800-step exports in two tars of at most four models each; the earlier ones only while room is left
+names=(); for v in "${VARIANTS[@]}"; do names+=("${v%%|*}"); done
+(cd "$WORK/models" && tar cf "$OUT/models1.tar" $(for n in "${names[@]:0:4}"; do ls -d $n/step_* 2>/dev/null | tail -1; done))
+(cd "$WORK/models" && tar cf "$OUT/models2.tar" $(for n in "${names[@]:4}"; do ls -d $n/step_* 2>/dev/null | tail -1; done))
+ls -la "$OUT"
