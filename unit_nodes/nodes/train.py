@@ -161,7 +161,9 @@ class TrainUNIT(io.ComfyNode):
                                      "seconds per step and the time left."),
                 io.Int.Input("batch_size", default=PRESET_TRAINING["emoji64"]["batch_size"], min=1, max=512,
                              tooltip="Images per domain per iteration: emoji64 4, digits32 16, image256 1 (the "
-                                     "paper's). Larger batches cost proportionally more time per step on a CPU."),
+                                     "paper's). Larger batches cost proportionally more time per step on a CPU; on a GPU "
+                                     "an emoji64 step at batch 64 costs about what one at batch 4 does (H200: 13.6 "
+                                     "against 15.9 steps/s), with better L1/SSIM and the same FID at 1800 steps."),
                 io.Int.Input("image_size", default=64, min=8, max=2048, step=4,
                              tooltip="Training resolution: images are resized (shorter side) and centre-cropped to this square. "
                                      "The model later translates images of any size."),
