@@ -374,7 +374,8 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # minutes there; measured on an AVX2-only AMD EPYC (Zen 3): 22.8 min, and 24 channels for 2700 steps in the same
 # time score level (96.3 / 90.8 against 96.6 / 90.3: item 0000000000000), so the width stays;
 # on an H200 GPU the same run took 2.1 minutes (14 steps per second in bf16, in channels_last, which GPUs no longer
-# train in: 1.16x faster at batch 4 without it, 6.7x at batch 64; docs/PERFORMANCE.md#gpu) and more steps pay (see the node's tooltips and docs/PERFORMANCE.md).
+# train in: 1.16x faster at batch 4 without it, 6.7x at batch 64; docs/PERFORMANCE.md#gpu) and more steps pay
+# (see the node's tooltips); a batch of 64 there gave the same FID at 1800 steps, so the batch stays 4.
 PRESET_TRAINING: dict[str, dict[str, int]] = {
     "digits32": dict(batch_size=16, steps=3000),
     "emoji64": dict(batch_size=4, steps=1800),
