@@ -12,12 +12,8 @@ OUT="${OUT:-bench/results/gpu}"
 mkdir -p "$OUT"
 PY="${PY:-.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
-{
-  date -u +%FT%TZ
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1
-  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" 2>&1
-} > "$OUT/machine.txt"
-cat "$OUT/machine.txt"
+. "$(dirname "$0")/gpu_machine.sh"
+record_gpu_machine "$OUT/machine.txt"
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "no CUDA-capable torch here; nothing measured" | tee "$OUT/FAILED.txt"
   exit 1

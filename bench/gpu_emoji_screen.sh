@@ -17,13 +17,8 @@ mkdir -p "$OUT"
 PY="${PY:-python3}"
 export PYTHONUNBUFFERED=1
 WORK=$(mktemp -d)
-{
-  date -u +%FT%TZ
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
-  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" 2>&1
-  echo "cpus $(nproc)"
-} > "$OUT/machine.txt"
-cat "$OUT/machine.txt"
+. "$(dirname "$0")/gpu_machine.sh"
+record_gpu_machine "$OUT/machine.txt"
 
 t0=$(date +%s)
 PYTHONPATH=. timeout 300 "$PY" bench/gpu_train_speed.py 4,64 64 > "$OUT/speed.txt" 2>&1
