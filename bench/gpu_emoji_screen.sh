@@ -4,13 +4,16 @@
 # 1. bench/gpu_train_speed.py: emoji64 steps/s at batch 4 and 64 with channels_last and cuDNN
 #    autotuning on and off, and a profile of the default step (stopped at 300 s; in session 21 the settings
 #    alone took about 220 s);
-# 2. a screen of emoji recipe changes: the default `train` run (emoji64, 1800 steps, batch 4,
-#    bf16) and one change each, all at once on the one GPU (each is launch-bound at batch 4, so they
-#    share it), stopped at 330 s; each run exports every 600 steps.
-# The exports come back in two tar files (a call returns at most 8 files of 16 MiB) to be scored
-# with `eval emoji` where the Inception file is (FID/KID); the screen's figures compare only with
+# 2. a screen of emoji recipe changes: the default `train` run (emoji64, bf16, the preset's batch and
+#    steps) and one change each, all at once on the one GPU (each is launch-bound at a small batch, so
+#    they share it), stopped at 330 s; each run exports every 600 steps.
+# The last snapshot and the final export of each run come back in tar files (two runs per tar: a call returns at most
+# 8 files of 16 MiB) to be scored with `eval emoji` where the Inception file is (FID/KID); the screen's figures compare only with
 # each other (same GPU, same time), not with CPU runs. SCREEN_ARGS (extra train options) and
 # EXPORT_EVERY are for a smoke test: SCREEN_ARGS="--steps 2 --device cpu" EXPORT_EVERY=1.
+# Other screens: SCREEN_VARIANTS (lines of "name|train options"), SCREEN_SECONDS (330), SPEED=0 skips
+# step 1, SCREEN_THREADS (CPU threads per run, default 2: seven runs of 16 threads each would fight
+# over the machine's cores for the host-side work).
 set -u -o pipefail
 OUT="${OUT:-bench/results/gpu_screen}"
 mkdir -p "$OUT"
@@ -21,11 +24,13 @@ WORK=$(mktemp -d)
 record_gpu_machine "$OUT/machine.txt"
 
 t0=$(date +%s)
-PYTHONPATH=. timeout 300 "$PY" bench/gpu_train_speed.py 4,64 64 > "$OUT/speed.txt" 2>&1
+[ "${SPEED:-1}" = 0 ] || PYTHONPATH=. timeout 300 "$PY" bench/gpu_train_speed.py 4,64 64 > "$OUT/speed.txt" 2>&1
 echo "speed rc=$? wall_s=$(( $(date +%s) - t0 ))" | tee -a "$OUT/speed.txt"
 head -12 "$OUT/speed.txt"
 
-VARIANTS=(
+if [ -n "${SCREEN_VARIANTS:-}" ]; then
+  mapfile -t VARIANTS < <(printf '%s\n' "$SCREEN_VARIANTS" | grep -v '^\s*$')
+else VARIANTS=(
   "default|"
   "nshared2|--set n_shared=2"
   "nshared3|--set n_shared=3"
@@ -33,12 +38,12 @@ VARIANTS=(
   "gan30|--set lambda_gan=30"
   "cc10|--set lambda_cc_recon=10"
   "batch16|--batch-size 16"
-)
+); fi
 t0=$(date +%s)
 for v in "${VARIANTS[@]}"; do
   name=${v%%|*}; args=${v#*|}
   # shellcheck disable=SC2086
-  timeout 330 "$PY" -m unit_nodes train --domain-a emoji-google --domain-b emoji-twitter --out "$WORK/$name" \
+  OMP_NUM_THREADS=${SCREEN_THREADS:-2} timeout "${SCREEN_SECONDS:-330}" "$PY" -m unit_nodes train --domain-a emoji-google --domain-b emoji-twitter --out "$WORK/$name" \
     --export-every "${EXPORT_EVERY:-600}" $args ${SCREEN_ARGS:-} > "$WORK/$name.log" 2>&1 &
 done
 wait
@@ -52,10 +57,18 @@ for v in "${VARIANTS[@]}"; do
     s=$(basename "$snap"); mkdir -p "$WORK/models/$name/$s"
     cp "$snap/model.safetensors" "$snap/config.json" "$WORK/models/$name/$s/"
   done
+  # a run that finished exports its last step beside the snapshots, not among them
+  if [ -f "$WORK/$name/model.safetensors" ]; then
+    mkdir -p "$WORK/models/$name/final"
+    cp "$WORK/$name/model.safetensors" "$WORK/$name/config.json" "$WORK/models/$name/final/"
+  fi
 done
 cat "$OUT/screen.txt"
-# the 1800-step exports in two tars of at most four models each; the earlier ones only while room is left
+# each run's last snapshot and, if it finished, its final export (the fixed snapshot is the last step
+# every run reached), two runs per tar (four 3.5 MB emoji64 exports: a call returns at most 8 files of 16 MiB)
 names=(); for v in "${VARIANTS[@]}"; do names+=("${v%%|*}"); done
-(cd "$WORK/models" && tar cf "$OUT/models1.tar" $(for n in "${names[@]:0:4}"; do ls -d $n/step_* 2>/dev/null | tail -1; done))
-(cd "$WORK/models" && tar cf "$OUT/models2.tar" $(for n in "${names[@]:4}"; do ls -d $n/step_* 2>/dev/null | tail -1; done))
+for ((i = 0; i < ${#names[@]}; i += 2)); do
+  (cd "$WORK/models" && tar cf "$OUT/models$((i / 2 + 1)).tar" \
+    $(for n in "${names[@]:i:2}"; do ls -d "$n"/step_* 2>/dev/null | tail -1; ls -d "$n"/final 2>/dev/null; done))
+done
 ls -la "$OUT"
