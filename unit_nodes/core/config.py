@@ -363,7 +363,7 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
                                       lambda_cc_recon=100.0, cycle_domains="ab")
 
 # What a training run with each preset defaults to (CLI and Train UNIT): batch size and steps.
-# emoji64: 1800 steps take ~15 min on a free 2-core AVX-512 CPU (~0.50 s per step with two threads),
+# emoji64 until session 22 (batch 4): 1800 steps take ~15 min on a free 2-core AVX-512 CPU (~0.50 s per step with two threads),
 # ~28 min on an AVX2-only one (~0.92 s per step), inside the 30 minutes a CPU user should wait; 1800
 # steps of 4e-4 already scored better than 2000 steps of 2e-4 (FID 110.5 / 105.4 at 1500, 108.1 / 101.0
 # at 2000, against 116.8 / 109.2: docs/RESULTS.md item 00000), and the rate is 1.6e-3 now (item 000000);
@@ -375,10 +375,16 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # time score level (96.3 / 90.8 against 96.6 / 90.3: item 0000000000000), so the width stays;
 # on an H200 GPU the same run took 2.1 minutes (14 steps per second in bf16, in channels_last, which GPUs no longer
 # train in: 1.16x faster at batch 4 without it, 6.7x at batch 64; docs/PERFORMANCE.md#gpu) and more steps pay
-# (see the node's tooltips); a batch of 64 there gave the same FID at 1800 steps, so the batch stays 4.
+# (see the node's tooltips); a batch of 64 there gave the same FID at 1800 steps as batch 4.
+# Batch 2 for 2950 steps since session 22: at the default run's wall time FID follows the number of
+# steps more than the images per step (batch 64 on the GPU above); on the AVX2 EPYC a batch-2 step
+# costs 0.54-0.61x a batch-4 one, and 2950 steps of batch 2 scored 96.2 / 86.9 against 96.6 / 90.3 for
+# 1800 of batch 4, L1 within 0.002 (batch 1 for 5300 steps: 96.6 / 86.6, L1 0.003 worse, not
+# adopted; docs/RESULTS.md item 0000000000000000); the default run took 22.9 min there in session 22
+# (item 00000000000000000). On a GPU a step costs the same at any small batch.
 PRESET_TRAINING: dict[str, dict[str, int]] = {
     "digits32": dict(batch_size=16, steps=3000),
-    "emoji64": dict(batch_size=4, steps=1800),
+    "emoji64": dict(batch_size=2, steps=2950),
     "image256": dict(batch_size=1, steps=100_000),
 }
 

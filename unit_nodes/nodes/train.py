@@ -139,9 +139,10 @@ class TrainUNIT(io.ComfyNode):
             category=CATEGORY,
             description="Trains a UNIT model on two unpaired image folders and saves it to models/unit/<save_name>/. "
                         "Cancel keeps a checkpoint; queueing again with the same save_name resumes. The defaults "
-                        "(emoji64, 1800 steps, batch 4) take about 6 min on a 2-core CPU with AMX (trained in bf16 there, as on "
-                        "GPUs with bf16), 16-20 in fp32 with AVX-512 and 23 with AVX2 only (measured on a "
-                        "Zen 3 EPYC; older AVX2 CPUs up to an estimated 39; both cores free, longer when they are shared) and 2.1 min on an H200 GPU (14 steps/s, measured); "
+                        "(emoji64, 2950 steps, batch 2) took 22.9 min on a 2-core AVX2 CPU (a Zen 3 EPYC, fp32, both "
+                        "cores free; measured), the time of the former default (batch 4, 1800 steps), which took 6.5 "
+                        "min on a 2-core CPU with AMX (bf16, as on GPUs with bf16) and 16-20 with AVX-512 only (the "
+                        "batch-2 run is not measured there); longer when the cores are shared; about 2.7 min on an H200 GPU (1500 of its steps took 82 s, measured); "
                         "the node shows seconds per step and the time left while it runs.",
             inputs=[
                 io.String.Input("folder_a", default="examples/emoji-google",
@@ -156,14 +157,16 @@ class TrainUNIT(io.ComfyNode):
                                         "training resumes from it."),
                 io.Int.Input("steps", default=PRESET_TRAINING["emoji64"]["steps"], min=1, max=10_000_000,
                              tooltip="Total training iterations (a resumed run continues up to this number). Measured "
-                                     "recommendations: emoji64 1800 (6-23 min measured on free 2-core CPUs, 2.1 min on an H200 GPU, where "
-                                     "10000+ pay off), digits32 3000, image256 100000 (GPU only). The node shows "
+                                     "recommendations: emoji64 2950 at batch 2 (22.9 min measured on a free 2-core AVX2 CPU, about 2.7 "
+                                     "min on an H200 GPU, where 10000+ pay off), digits32 3000, image256 100000 (GPU only). The node shows "
                                      "seconds per step and the time left."),
                 io.Int.Input("batch_size", default=PRESET_TRAINING["emoji64"]["batch_size"], min=1, max=512,
-                             tooltip="Images per domain per iteration: emoji64 4, digits32 16, image256 1 (the "
-                                     "paper's). Larger batches cost proportionally more time per step on a CPU; on a GPU "
-                                     "an emoji64 step at batch 64 costs about what one at batch 4 does (H200: 13.6 "
-                                     "against 15.9 steps/s), with better L1/SSIM and the same FID at 1800 steps."),
+                             tooltip="Images per domain per iteration: emoji64 2, digits32 16, image256 1 (the "
+                                     "paper's). On a CPU a step costs about in proportion (emoji64 batch 2: 0.54-0.61x "
+                                     "batch 4), and at equal time more small steps scored better (batch 2 x 2950: FID "
+                                     "96.2 / 86.9, batch 4 x 1800: 96.6 / 90.3); on a GPU an emoji64 step at batch 64 "
+                                     "costs about what one at batch 4 does (H200: 13.6 against 15.9 steps/s), with "
+                                     "better L1/SSIM and the same FID at 1800 steps."),
                 io.Int.Input("image_size", default=64, min=8, max=2048, step=4,
                              tooltip="Training resolution: images are resized (shorter side) and centre-cropped to this square. "
                                      "The model later translates images of any size."),
