@@ -283,6 +283,38 @@ def test_stale_temporary_files_of_a_killed_save_are_removed_on_resume_and_on_sav
     assert not stale[0].exists()
 
 
+def test_a_resume_without_batch_size_continues_at_the_runs_own_batch(tmp_path, capsys, domains):
+    """The preset's default batch can change between versions (emoji64: 4, then 2); a resumed run keeps its own,
+    so stopping and resuming still trains exactly what one uninterrupted run does."""
+    from unit_nodes.core.weights import read_safetensors, write_safetensors
+    no_batch = [a for i, a in enumerate(TINY) if a != "--batch-size" and TINY[i - 1] != "--batch-size"]
+
+    def args(out, steps, *extra):
+        return ["train", "--domain-a", domains[0], "--domain-b", domains[1], "--out", out, "--steps", steps,
+                *no_batch, *extra]
+
+    code, err = main_in_process(capsys, *args(tmp_path / "straight", 4, "--batch-size", "3"))
+    assert code == 0, err
+    code, err = main_in_process(capsys, *args(tmp_path / "resumed", 2, "--batch-size", "3"))
+    assert code == 0, err
+    ckpt = tmp_path / "resumed" / "checkpoint.safetensors"
+    assert read_safetensors(ckpt)[1]["batch_size"] == "3"
+    code, err = main_in_process(capsys, *args(tmp_path / "resumed", 4, "--resume"))
+    assert code == 0, err
+    straight = read_safetensors(tmp_path / "straight" / "model.safetensors")[0]
+    resumed = read_safetensors(tmp_path / "resumed" / "model.safetensors")[0]
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+    # a checkpoint from before the batch size was recorded: the preset's default, and a note saying so
+    tensors, meta = read_safetensors(ckpt)
+    del meta["batch_size"]
+    write_safetensors(ckpt, tensors, meta)
+    code, err = main_in_process(capsys, *args(tmp_path / "resumed", 5, "--resume"))
+    assert code == 0, err
+    assert "does not record its batch size" in err and "--batch-size" in err
+
+
 # --- 3. one lock per run folder -------------------------------------------------------------------------
 def test_a_second_training_into_the_same_folder_is_refused_naming_the_other_process(tmp_path, capsys, domains):
     out = tmp_path / "run"

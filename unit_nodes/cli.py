@@ -218,7 +218,7 @@ def _train_locked(args, out: Path) -> int:
     from .core.device import resolve_device
     from .core.files import remove_stale_temp_files
     from .core.images import save_pil
-    from .core.checkpoint import CHECKPOINT_FILE, checkpoint_step
+    from .core.checkpoint import CHECKPOINT_FILE, checkpoint_batch_size, checkpoint_step
     from .core.trainer import TrainingDiverged, check_training_fits
     from .core.sources import resolve
     from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
@@ -233,13 +233,18 @@ def _train_locked(args, out: Path) -> int:
             remove_stale_temp_files(out / name)
 
     saved = read_config(ckpt) if args.resume else None
-    # a resumed run keeps its own preset's batch size and its own horizon unless told otherwise
+    # a resumed run keeps its own batch size (recorded in the checkpoint) and its own horizon unless told otherwise
     recommended = preset_training(saved.preset if saved and saved.preset in PRESET_TRAINING
                                   else args.preset or DEFAULT_PRESET)
     if args.steps is None:
         args.steps = saved.total_steps if saved else recommended["steps"]
     if args.batch_size is None:
-        args.batch_size = recommended["batch_size"]
+        own = checkpoint_batch_size(ckpt) if saved else None
+        args.batch_size = own or recommended["batch_size"]
+        if saved and own is None:
+            print(f"note: {ckpt.name} does not record its batch size (written before 2026-12-04); continuing at "
+                  f"batch {args.batch_size}, the preset's default now (emoji64's was 4 until then): pass "
+                  f"--batch-size to match the run", file=sys.stderr)
     if args.steps < 1 or args.batch_size < 1:
         raise UserError("--steps and --batch-size must be >= 1")
     if args.export_every < 0:

@@ -45,6 +45,18 @@ def checkpoint_step(path: str | os.PathLike) -> int | None:
         return None
 
 
+def checkpoint_batch_size(path: str | os.PathLike) -> int | None:
+    """The batch size the run in a checkpoint last trained at, from its header only; None for
+    checkpoints written before it was recorded (2026-12-04) and for unreadable files."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return int((f.metadata() or {})["batch_size"])
+    except Exception:
+        return None
+
+
 def save_training_state(trainer, path: str | os.PathLike) -> Path | None:
     """Atomically write ``trainer``'s full training state (rank 0 only under DDP). A state holding
     NaN/Inf is refused (:class:`NonFiniteTensorsError`): it must not replace a good one."""
@@ -74,6 +86,8 @@ def save_training_state(trainer, path: str | os.PathLike) -> Path | None:
     meta["step"] = str(trainer.step)
     meta["schedule_changes"] = json.dumps(trainer.schedule_changes)
     meta["seed"] = str(trainer.seed)
+    if trainer.batch_size is not None:  # so that a resume without --batch-size continues the same run
+        meta["batch_size"] = str(trainer.batch_size)
     seconds, cpu_seconds = trainer.clock.elapsed()
     meta["train_seconds"], meta["train_cpu_seconds"] = f"{seconds:.1f}", f"{cpu_seconds:.1f}"
     meta["python_random"] = json.dumps(random.getstate())

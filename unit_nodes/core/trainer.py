@@ -231,6 +231,7 @@ class Trainer:
         self.ema: UNIT | None = self._new_ema() if cfg.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
+        self.batch_size: int | None = None  # of the last fit(), recorded in checkpoints
         self.clock = TrainingClock()
 
         self.distributed = dist.is_available() and dist.is_initialized() if distributed is None else distributed
@@ -460,6 +461,7 @@ class Trainer:
         for name, ds in (("domain A", dataset_a), ("domain B", dataset_b)):
             if len(ds) == 0:
                 raise ValueError(f"{name} has no training images")
+        self.batch_size = int(batch_size)
         with self.clock.running():
             while self.step < steps:
                 x_a, x_b = self.next_batch(dataset_a, dataset_b, batch_size)
