@@ -34,27 +34,27 @@ from .weights import (
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
-def checkpoint_step(path: str | os.PathLike) -> int | None:
-    """The step a checkpoint file holds, from its header only; None when there is no readable one."""
+def _header_int(path: str | os.PathLike, key: str) -> int | None:
+    """One integer of a checkpoint's metadata, from its header only; None when the file or the key
+    is not there or not readable (missing, partial or foreign file)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return int((f.metadata() or {})["step"])
-    except Exception:  # missing, partial or foreign file: no checkpoint to speak of
+            return int((f.metadata() or {})[key])
+    except Exception:
         return None
+
+
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """The step a checkpoint file holds; None when there is no readable one."""
+    return _header_int(path, "step")
 
 
 def checkpoint_batch_size(path: str | os.PathLike) -> int | None:
-    """The batch size the run in a checkpoint last trained at, from its header only; None for
-    checkpoints written before it was recorded (2026-12-04) and for unreadable files."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return int((f.metadata() or {})["batch_size"])
-    except Exception:
-        return None
+    """The batch size the run in a checkpoint last trained at; None for checkpoints written before
+    it was recorded (2026-12-04) and for unreadable files."""
+    return _header_int(path, "batch_size")
 
 
 def save_training_state(trainer, path: str | os.PathLike) -> Path | None:
