@@ -20,7 +20,7 @@ from unit_nodes import cli
 from unit_nodes.core import run
 from unit_nodes.core.config import ConfigError, preset
 from unit_nodes.core.networks import UNIT
-from unit_nodes.core.checkpoint import CHECKPOINT_FILE
+from unit_nodes.core.checkpoint import CHECKPOINT_FILE, save_training_state
 from unit_nodes.core.trainer import Trainer
 from unit_nodes.core.weights import load_model, read_config, read_safetensors, save_model
 
@@ -65,6 +65,19 @@ def test_resume_changes_only_the_schedule_and_keeps_the_runs_notes():
         run.resume_changes(saved, {"dis_layers": 3, "lr": 5e-5})
 
 
+def test_a_resume_at_another_batch_size_is_refused_and_an_old_checkpoint_takes_any(tmp_path):
+    trainer = run.start_trainer(tiny_config(), seed=0)
+    images = [(torch.rand(1, 16, 16) * 2 - 1, 0) for _ in range(4)]
+    trainer.fit(images, images, 1, batch_size=3)
+    ckpt = save_training_state(trainer, tmp_path / CHECKPOINT_FILE)
+    run.check_resume_batch_size(ckpt, 3)
+    with pytest.raises(run.RunSettingsError, match=r"batch_size=3 \(requested: 2\)") as caught:
+        run.check_resume_batch_size(ckpt, 2)
+    assert caught.value.fields == {"batch_size": (3, 2)}
+    trainer.batch_size = None  # what a checkpoint written before 2026-12-04 holds
+    run.check_resume_batch_size(save_training_state(trainer, tmp_path / "old.safetensors"), 2)
+
+
 # --- the same requests through the CLI and the node ------------------------------------------
 @pytest.fixture(scope="module")
 def server(comfyui_server):
@@ -82,9 +95,9 @@ def server(comfyui_server):
 
 
 def node_request(server, save_name, *, steps, lr, image_size=16, channels="gray", cycle="ab", preset_name="digits32",
-                 init=None) -> dict:
+                 init=None, batch_size=2) -> dict:
     train = {"class_type": "UNITTrain", "inputs": dict(
-        folder_a="run_policy/a", folder_b="run_policy/b", save_name=save_name, steps=steps, batch_size=2,
+        folder_a="run_policy/a", folder_b="run_policy/b", save_name=save_name, steps=steps, batch_size=batch_size,
         image_size=image_size, learning_rate=lr, seed=0, preset=preset_name, channels=channels, preview_every=0,
         cycle=CYCLE_LABELS[cycle])}
     graph = {"1": train, "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 1]}}}
@@ -177,6 +190,10 @@ def test_new_and_resumed_runs_get_the_same_config_and_refusals_from_cli_and_node
                                               extra=("--resume",)))]
     for message in refusals:
         assert "the run was trained with image_size=16 (requested: 32); only the learning-rate schedule" in message
+    # the node always states a batch size: one other than the run's is refused (the CLI continues at
+    # the run's own without --batch-size: tests/test_bad_inputs.py)
+    message = node_error(server, node_request(server, "policy-new", steps=4, lr=5e-5, cycle="a", batch_size=3))
+    assert "the run was trained with batch_size=2 (requested: 3)" in message and "another save_name" in message
     assert before == {f: (f / CHECKPOINT_FILE).read_bytes() for f in (node_dir, cli_dir)}
 
 

@@ -9,7 +9,9 @@ UNITConfig fields the user asked for; this module decides what the run is traine
   weights only fit that architecture) with every other requested field on top;
 - a resume: the run's own config; only the learning-rate schedule (SCHEDULE_FIELDS) may
   change, from the resumed step on. ``extra`` holds the run's free-form notes, not a training
-  setting: a resume neither compares it nor changes it.
+  setting: a resume neither compares it nor changes it. The batch size is the run's own too
+  (its checkpoint records it): a front end that always states one (the node's widget) has a
+  different one refused; the CLI continues at the run's own unless --batch-size says otherwise.
 
 The frontends differ only in what they request: the CLI requests the options given on its
 command line, the node the config its inputs describe (every field but the schedule fields
@@ -23,6 +25,7 @@ from typing import Any, Mapping
 
 import torch
 
+from .checkpoint import checkpoint_batch_size
 from .config import ConfigError, UNITConfig, preset
 from .networks import UNIT
 from .trainer import SCHEDULE_FIELDS, Trainer
@@ -88,6 +91,16 @@ def resume_changes(saved: UNITConfig, requested: Mapping[str, Any]) -> dict[str,
             f"the run was trained with {_listed(fixed)}; only the learning-rate schedule "
             f"({', '.join(SCHEDULE_FIELDS)}) can change in a run that has started", fixed)
     return {k: requested[k] for k in SCHEDULE_FIELDS if k in requested}
+
+
+def check_resume_batch_size(checkpoint: str | os.PathLike, requested: int) -> None:
+    """Refuse to resume the run in ``checkpoint`` at a batch size other than the one it trained at
+    (a resume continues the run exactly, and the batch is part of what is trained). Checkpoints
+    written before the batch size was recorded (2026-12-04) accept any."""
+    own = checkpoint_batch_size(checkpoint)
+    if own is not None and own != int(requested):
+        raise RunSettingsError(f"the run was trained with batch_size={own} (requested: {int(requested)}); a resume "
+                               f"continues at the run's own batch size", {"batch_size": (own, int(requested))})
 
 
 # --- the trainer of the run --------------------------------------------------------------

@@ -166,7 +166,8 @@ class TrainUNIT(io.ComfyNode):
                                      "batch 4), and at equal time more small steps scored better (batch 2 x 2950: FID "
                                      "96.2 / 86.9, batch 4 x 1800: 96.6 / 90.3); on a GPU an emoji64 step at batch 64 "
                                      "costs about what one at batch 4 does (H200: 13.6 against 15.9 steps/s), with "
-                                     "better L1/SSIM and the same FID at 1800 steps."),
+                                     "better L1/SSIM and the same FID at 1800 steps. Resuming a run takes the batch "
+                                     "size it was trained at (another value is refused, naming it)."),
                 io.Int.Input("image_size", default=64, min=8, max=2048, step=4,
                              tooltip="Training resolution: images are resized (shorter side) and centre-cropped to this square. "
                                      "The model later translates images of any size."),
@@ -234,6 +235,7 @@ class TrainUNIT(io.ComfyNode):
             if ckpt.exists():
                 # A new learning_rate on resume decays (or raises) it from the current step on.
                 try:
+                    run.check_resume_batch_size(ckpt, int(batch_size))
                     trainer, _ = run.resume_trainer(ckpt, resume_request(cfg, requested), seed=int(seed),
                                                     device=device, precision=PRECISION)
                 except run.RunSettingsError as exc:
