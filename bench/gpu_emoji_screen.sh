@@ -24,8 +24,12 @@ WORK=$(mktemp -d)
 record_gpu_machine "$OUT/machine.txt"
 
 t0=$(date +%s)
-[ "${SPEED:-1}" = 0 ] || PYTHONPATH=. timeout 300 "$PY" bench/gpu_train_speed.py 4,64 64 > "$OUT/speed.txt" 2>&1
-echo "speed rc=$? wall_s=$(( $(date +%s) - t0 ))" | tee -a "$OUT/speed.txt"
+if [ "${SPEED:-1}" = 0 ]; then
+  echo "speed: skipped (SPEED=0)" | tee "$OUT/speed.txt"
+else
+  PYTHONPATH=. timeout 300 "$PY" bench/gpu_train_speed.py 4,64 64 > "$OUT/speed.txt" 2>&1
+  echo "speed rc=$? wall_s=$(( $(date +%s) - t0 ))" | tee -a "$OUT/speed.txt"
+fi
 head -12 "$OUT/speed.txt"
 
 if [ -n "${SCREEN_VARIANTS:-}" ]; then
