@@ -3,6 +3,9 @@ fast recipe. Both are config fields whose zero / empty values give the paper's t
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -134,6 +137,32 @@ def test_step_timer_reports_the_steady_rate_and_time_left():
     assert timer.seconds_per_step == pytest.approx(3.0)
     assert timer.describe(13, 113) == "step 13/113, 3.00 s/step, 5 min 00 s left"
     assert format_duration(3725) == "1 h 02 min" and format_duration(59.4) == "59 s"
+
+
+def _logged_losses(name: str) -> list[dict]:
+    path = Path(__file__).parent / "data" / name
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("trace, broke_at", [
+    # emoji64 at batch 2 in bf16 on a CPU (session 23): D_b's loss spiked to 9 at step 6550 and the
+    # reconstruction error went from about 0.06 to 0.3-0.6 (swapped colours in the samples)
+    ("losses_emoji64_b2_bf16_breakdown.jsonl", range(6550, 6701)),
+    # the same recipe with n_shared=3, 29000 steps: healthy throughout (its lowest error comes late,
+    # when the rate decays, so a late noisy step is measured against a low best)
+    ("losses_emoji64_ns3_b2_bf16_healthy.jsonl", None),
+])
+def test_breakdown_watch_flags_a_real_breakdown_once_and_not_a_healthy_run(trace, broke_at):
+    from unit_nodes.core.progress import BreakdownWatch
+
+    watch = BreakdownWatch()
+    alarms = [(row["step"], alarm) for row in _logged_losses(trace) if (alarm := watch.update(row["step"], row))]
+    if broke_at is None:
+        assert alarms == [] and watch.broke_at is None
+        return
+    [(step, alarm)] = alarms
+    assert step in broke_at and watch.broke_at == step
+    assert f"broken down at step {step}" in alarm and "swapped colours" in alarm and "another seed" in alarm
 
 
 def random_translator_pass(seed: int):

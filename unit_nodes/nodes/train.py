@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from comfy_api.v0_0_2 import io
 
 from ..core import run
 from ..core.config import PRESET_TRAINING, PRESETS, ConfigError
-from ..core.progress import StepTimer
+from ..core.progress import BreakdownWatch, StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
 from ..core.checkpoint import CHECKPOINT_FILE
@@ -158,8 +159,11 @@ class TrainUNIT(io.ComfyNode):
                 io.Int.Input("steps", default=PRESET_TRAINING["emoji64"]["steps"], min=1, max=10_000_000,
                              tooltip="Total training iterations (a resumed run continues up to this number). Measured "
                                      "recommendations: emoji64 2950 at batch 2 (22.9 min measured on a free 2-core AVX2 CPU, about 2.7 "
-                                     "min on an H200 GPU, where 10000+ pay off), digits32 3000, image256 100000 (GPU only). The node shows "
-                                     "seconds per step and the time left."),
+                                     "min on an H200 GPU), digits32 3000, image256 100000 (GPU only). Longer emoji64 runs: at batch 2 "
+                                     "the preset's rate held past ~6000 steps broke down in 2 of 3 runs (near steps 6550 "
+                                     "and 6880, in bf16 and fp32 alike; 8e-4 from step 6000 did not): use batch 4 "
+                                     "(the bundled pair's 22000-step recipe, no breakdown in six long runs of 15000-24000 steps) or a lower "
+                                     "learning_rate. The node shows seconds per step and the time left."),
                 io.Int.Input("batch_size", default=PRESET_TRAINING["emoji64"]["batch_size"], min=1, max=512,
                              tooltip="Images per domain per iteration: emoji64 2, digits32 16, image256 1 (the "
                                      "paper's). On a CPU a step costs about in proportion (emoji64 batch 2: 0.54-0.61x "
@@ -181,8 +185,9 @@ class TrainUNIT(io.ComfyNode):
                              tooltip="Seed of the initial weights, the data order and the training noise. "
                                      "Set 'control after generate' to fixed to train the same run again. Runs "
                                      "differ by seed: of four emoji64 default runs on a GPU (bf16), one (seed 3) broke "
-                                     "down into swapped colours (the same seed trained normally on a CPU); if the "
-                                     "preview shows that, train again with another seed."),
+                                     "down into swapped colours (the same seed trained normally on a CPU); the node's "
+                                     "progress text says so when the reconstruction error jumps to 3x its best. If the "
+                                     "preview shows it, train again with another seed."),
                 io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
                                tooltip="Recipe: emoji64 (default: fast 64 px RGB, the measured best translation per "
                                        "minute on a CPU), digits32 (32 px gray digits), image256 (the paper's 256 px "
@@ -252,11 +257,19 @@ class TrainUNIT(io.ComfyNode):
             bar.update_absolute(min(trainer.step, int(steps)), int(steps))
             last = {}
             timer, shown = StepTimer(trainer.step), {"at": 0.0}
+            breakdown = BreakdownWatch()
 
             def on_step(report) -> None:
                 model_management.throw_exception_if_processing_interrupted()  # Cancel: fit saves, then re-raises
                 timer.update(report.step)
-                show_progress_text(cls.hidden.unique_id, timer.describe(report.step, report.total_steps), shown,
+                alarm = breakdown.update(report.step, report.losses)
+                if alarm:
+                    logging.warning("Train UNIT (%s): %s", name, alarm)
+                text = timer.describe(report.step, report.total_steps)
+                if breakdown.broke_at is not None:
+                    text += (f"; looks broken down since step {breakdown.broke_at} (reconstruction error jumped): "
+                             f"check the preview, train again with another seed if it shows swapped colours")
+                show_progress_text(cls.hidden.unique_id, text, shown,
                                    every_s=0.0 if report.step == report.total_steps else 1.0)
                 preview = None
                 if (preview_every and report.step % preview_every == 0) or report.step == report.total_steps:
