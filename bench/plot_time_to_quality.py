@@ -16,7 +16,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75),
+           (23, 190, 207)]
 DIRECTIONS = (("google->twitter", "Google -> Twitter", None), ("twitter->google", "Twitter -> Google", (6, 4)))
 
 
@@ -45,7 +46,8 @@ def _line(draw, points, colour, width, dash=None):
 
 
 def plot(runs: list[tuple[str, list[dict]]], out: Path, x_key: str = "train_cpu_seconds", title: str = "") -> Path:
-    w, h, left, right, top, bottom = 900, 520, 80, 230, 50, 60
+    w, left, right, top, bottom = 900, 80, 230, 50, 60
+    h = max(520, top + 30 + 76 * len(runs) + bottom)  # room for every run's two legend entries
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     font, small = _font(16), _font(13)

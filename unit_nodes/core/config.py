@@ -381,7 +381,11 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # costs 0.54-0.61x a batch-4 one, and 2950 steps of batch 2 scored 96.2 / 86.9 against 96.6 / 90.3 for
 # 1800 of batch 4, L1 within 0.002 (batch 1 for 5300 steps: 96.6 / 86.6, L1 0.003 worse, not
 # adopted; docs/RESULTS.md item 0000000000000000); the default run took 22.9 min there in session 22
-# (item 00000000000000000). On a GPU a step costs the same at any small batch.
+# (item 00000000000000000). On a GPU a step costs the same at any small batch. On a 2-core CPU with
+# AMX (bf16) it took 6.8 min (session 23). The steps stay short for a reason beyond time: at batch 2
+# the rate of 1.6e-3 held past ~6000 steps broke down in two of three runs (in fp32 as in bf16; not
+# with the rate halved), where six batch-4 runs of 15000-24000 steps never did (item 000000000000000000):
+# long runs belong at batch 4.
 PRESET_TRAINING: dict[str, dict[str, int]] = {
     "digits32": dict(batch_size=16, steps=3000),
     "emoji64": dict(batch_size=2, steps=2950),

@@ -1,7 +1,9 @@
-"""Seconds per step and time left for training progress displays (the Train node, the CLI)."""
+"""Progress displays of training (the Train node, the CLI): seconds per step, the time left,
+and a watch for runs that break down."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -62,11 +64,11 @@ class BreakdownWatch:
     """Notices when a run breaks down: its reconstruction error jumps to several times the best it
     had reached and stays there.
 
-    A UNIT run at emoji64's rate can break down mid-run (measured: a bf16 run at batch 2 on a
-    CPU, between steps 6500 and 6600: one discriminator's loss spiked to 9, the reconstruction L1
-    went from about 0.06 to 0.3-0.6 and the translations came out with swapped colours; one of
-    four GPU runs at 2800 steps). Nothing is NaN, so nothing stops the run; the user has to be
-    told. ``update`` takes the run's per-step (or logged) ``recon_a`` / ``recon_b``; each side is
+    A UNIT run at emoji64's rate can break down mid-run (measured at batch 2: a CPU run at step
+    6550, where one discriminator's loss spiked to 9, the reconstruction L1 went from about 0.06
+    to 0.3-0.6 and the translations came out with swapped colours; another at 6880, in fp32 as in
+    bf16, but not with the rate halved; one of four GPU runs by step 2800). Nothing is NaN, so
+    nothing stops the run: the user has to be told. ``update`` takes the run's per-step (or logged) ``recon_a`` / ``recon_b``; each side is
     smoothed over about ``horizon`` steps (step-aware, so logged values every N steps work too;
     each value is capped at twice the smoothed error, so a single outlier does not raise an alarm)
     and compared with its smoothed best after ``warmup`` steps (early on the error still falls
@@ -83,8 +85,6 @@ class BreakdownWatch:
         self.broke_at: int | None = None
 
     def update(self, step: int, losses: dict[str, float]) -> str | None:
-        import math
-
         if self.last_step is not None and step <= self.last_step:
             return None
         weight = 1.0 if self.last_step is None else 1.0 - math.exp(-(step - self.last_step) / self.horizon)

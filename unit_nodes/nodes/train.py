@@ -141,9 +141,9 @@ class TrainUNIT(io.ComfyNode):
             description="Trains a UNIT model on two unpaired image folders and saves it to models/unit/<save_name>/. "
                         "Cancel keeps a checkpoint; queueing again with the same save_name resumes. The defaults "
                         "(emoji64, 2950 steps, batch 2) took 22.9 min on a 2-core AVX2 CPU (a Zen 3 EPYC, fp32, both "
-                        "cores free; measured), the time of the former default (batch 4, 1800 steps), which took 6.5 "
-                        "min on a 2-core CPU with AMX (bf16, as on GPUs with bf16) and 16-20 with AVX-512 only (the "
-                        "batch-2 run is not measured there); longer when the cores are shared; about 2.7 min on an H200 GPU (1500 of its steps took 82 s, measured); "
+                        "cores free; measured) and 6.8 min on a 2-core CPU with AMX (bf16, as on GPUs with bf16; "
+                        "measured); with AVX-512 only expect 16-20 (estimated); longer when the cores are shared; "
+                        "about 2.7 min on an H200 GPU (1500 of its steps took 82 s, measured); "
                         "the node shows seconds per step and the time left while it runs.",
             inputs=[
                 io.String.Input("folder_a", default="examples/emoji-google",
