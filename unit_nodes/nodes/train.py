@@ -160,10 +160,10 @@ class TrainUNIT(io.ComfyNode):
                              tooltip="Total training iterations (a resumed run continues up to this number). Measured "
                                      "recommendations: emoji64 2950 at batch 2 (22.9 min measured on a free 2-core AVX2 CPU, about 2.7 "
                                      "min on an H200 GPU), digits32 3000, image256 100000 (GPU only). Longer emoji64 runs: at batch 2 "
-                                     "the preset's rate held past ~6000 steps broke down in 2 of 3 runs (near steps 6550 "
-                                     "and 6880, in bf16 and fp32 alike; 8e-4 from step 6000 did not): use batch 4 "
-                                     "(the bundled pair's 22000-step recipe, no breakdown in six long runs of 15000-24000 steps) or a lower "
-                                     "learning_rate. The node shows seconds per step and the time left."),
+                                     "the preset's rate (8e-4) stayed healthy in 3 of 3 runs held for 7500-12500 steps "
+                                     "(the former 1.6e-3 broke down in 2 of 3 past ~6000); the best pair in ~90 CPU "
+                                     "minutes is still batch 4 with learning_rate 1.6e-3 for 22000 steps (the bundled "
+                                     "pair). The node shows seconds per step and the time left."),
                 io.Int.Input("batch_size", default=PRESET_TRAINING["emoji64"]["batch_size"], min=1, max=512,
                              tooltip="Images per domain per iteration: emoji64 2, digits32 16, image256 1 (the "
                                      "paper's). On a CPU a step costs about in proportion (emoji64 batch 2: 0.54-0.61x "
@@ -177,15 +177,16 @@ class TrainUNIT(io.ComfyNode):
                                      "The model later translates images of any size."),
                 io.Float.Input("learning_rate", default=0.0, min=0.0, max=1e-1, step=1e-5, round=1e-7,
                                tooltip="Adam learning rate. 0 (default): the recipe's own rate: the preset's (emoji64 "
-                                       "1.6e-3, measured on emoji at 2000 steps: mean FID 95.5, against 97.5 for 8e-4, "
-                                       "104.4 for 4e-4 and 113 for 2e-4; digits32 and image256 the paper's 1e-4), "
+                                       "8e-4 for its batch of 2: level with 1.6e-3 at 2950 steps and stable in long runs; "
+                                       "at batch 4 use 1.6e-3, which scored best there at 2000 steps: mean FID 95.5, against "
+                                       "97.5 for 8e-4, 104.4 for 4e-4 and 113 for 2e-4; digits32 and image256 the paper's 1e-4), "
                                        "init_model's, or a resumed run's own. Queueing a resumed run with a lower "
                                        "value decays the rate from its current step on."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX, control_after_generate=True,
                              tooltip="Seed of the initial weights, the data order and the training noise. "
                                      "Set 'control after generate' to fixed to train the same run again. Runs "
-                                     "differ by seed: of four emoji64 default runs on a GPU (bf16), one (seed 3) broke "
-                                     "down into swapped colours (the same seed trained normally on a CPU); the node's "
+                                     "differ by seed: of four emoji64 default runs on a GPU (bf16, the former rate 1.6e-3), "
+                                     "one (seed 3) broke down into swapped colours (the same seed trained normally on a CPU); the node's "
                                      "progress text says so when the reconstruction error jumps to 3x its best. If the "
                                      "preview shows it, train again with another seed."),
                 io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
