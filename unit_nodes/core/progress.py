@@ -64,16 +64,16 @@ class BreakdownWatch:
     """Notices when a run breaks down: its reconstruction error jumps to several times the best it
     had reached and stays there.
 
-    A UNIT run at emoji64's rate can break down mid-run (measured at batch 2: a CPU run at step
-    6550, where one discriminator's loss spiked to 9, the reconstruction L1 went from about 0.06
-    to 0.3-0.6 and the translations came out with swapped colours; another at 6880, in fp32 as in
-    bf16, but not with the rate halved; one of four GPU runs by step 2800). Nothing is NaN, so
-    nothing stops the run: the user has to be told. ``update`` takes the run's per-step (or
-    logged) ``recon_a`` / ``recon_b``; each side is smoothed over about ``horizon`` steps
-    (step-aware, so logged values every N steps work too; each value is capped at twice the
-    smoothed error, so a single outlier does not raise an alarm) and compared with its smoothed
-    best after ``warmup`` steps (early on the error still falls steeply). ``update`` returns a message once, at the first step a side's smoothed error is
-    ``factor`` times its best, and None otherwise."""
+    A UNIT run at emoji64's former rate (1.6e-3) broke down mid-run (measured at batch 2: a CPU run
+    at step 6550, where one discriminator's loss spiked to 9, the reconstruction L1 went from about
+    0.06 to 0.3-0.6 and the translations came out with swapped colours; another at 6880, in fp32 as
+    in bf16, but not with the rate halved; one of four GPU runs by step 2800). Nothing is NaN, so
+    nothing stops the run: the user has to be told. ``update`` takes the run's per-step (or logged)
+    ``recon_a`` / ``recon_b``; each side is smoothed over about ``horizon`` steps (step-aware, so
+    logged values every N steps work too; each value is capped at twice the smoothed error, so a
+    single outlier does not raise an alarm) and compared with its smoothed best after ``warmup``
+    steps (early on the error still falls steeply). ``update`` returns a message once, at the first
+    step a side's smoothed error is ``factor`` times its best, and None otherwise."""
 
     KEYS = ("recon_a", "recon_b")
 
