@@ -161,8 +161,8 @@ class TrainUNIT(io.ComfyNode):
                                      "recommendations: emoji64 2950 at batch 2 (22.9 min measured on a free 2-core AVX2 CPU, about 2.7 "
                                      "min on an H200 GPU), digits32 3000, image256 100000 (GPU only). Longer emoji64 runs: at batch 2 "
                                      "the preset's rate (8e-4) stayed healthy in 3 of 3 runs held for 7500-12500 steps "
-                                     "(the former 1.6e-3 broke down in 2 of 3 past ~6000); the best pair in ~90 CPU "
-                                     "minutes is still batch 4 with learning_rate 1.6e-3 for 22000 steps (the bundled "
+                                     "(the former 1.6e-3 broke down in 2 of 3 past ~6000); the best pair in ~90 minutes on "
+                                     "2 CPU cores is still batch 4 with learning_rate 1.6e-3 for 22000 steps (the bundled "
                                      "pair). The node shows seconds per step and the time left."),
                 io.Int.Input("batch_size", default=PRESET_TRAINING["emoji64"]["batch_size"], min=1, max=512,
                              tooltip="Images per domain per iteration: emoji64 2, digits32 16, image256 1 (the "
