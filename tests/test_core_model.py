@@ -153,7 +153,7 @@ def test_paper_defaults():
     from dataclasses import fields
 
     training = [f.name for f in fields(UNITConfig) if f.name not in architecture]
-    assert {"r1_gamma", "dis_lr_ratio", "lambda_fm", "code_gain"} <= set(training)
+    assert {"r1_gamma", "dis_lr_ratio", "lambda_fm", "code_gain", "lambda_gan_late_scale"} <= set(training)
     assert {n: getattr(paper_emoji, n) for n in training} == {n: getattr(cfg, n) for n in training}
     assert preset("emoji64").mirrored_init is True
 
@@ -167,6 +167,7 @@ def test_paper_defaults():
     ("gan_mode", "wgan", "gan_mode"),
     ("r1_gamma", -1.0, "r1_gamma"),
     ("dis_lr_ratio", 0.0, "dis_lr_ratio"),
+    ("lambda_gan_late_scale", -0.5, "lambda_gan_late_scale"),
     ("dis_scales", 5, "too small"),
 ])
 def test_config_rejects_impossible_values(field, value, needle):

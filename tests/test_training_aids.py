@@ -437,3 +437,42 @@ def test_spectral_norm_bounds_every_d_layer_and_survives_save_and_load(tmp_path)
     plain = tmp_path / "plain"
     save_model(UNIT(tiny_config()), plain)
     assert load_model(plain, discriminators=True).config.dis_spectral_norm is False
+
+
+def test_lambda_gan_late_scale_weights_both_gan_terms_from_the_decay_start():
+    """Before lr_decay_start * total_steps a run trains exactly as with the paper's one weight;
+    from there on D's and E+G's GAN terms both carry lambda_gan * lambda_gan_late_scale."""
+    a, b = shapes_and_inversions(8)
+    x_a, x_b = a[:4], b[:4]
+    schedule = dict(lr_policy="linear", total_steps=6, lr_decay_start=0.5)
+
+    def run(steps, **fields):
+        torch.manual_seed(0)
+        trainer = Trainer(UNIT(tiny_config(**schedule, **fields)), device="cpu", seed=0)
+        return trainer, [trainer.train_step(x_a, x_b) for _ in range(steps)]
+
+    late, late_losses = run(6, lambda_gan_late_scale=0.25)
+    plain, plain_losses = run(3)
+    assert [late.gan_weight_at(s) for s in (0, 2, 3, 5)] == [10.0, 10.0, 2.5, 2.5]
+    # the held half is the paper's training, bit for bit
+    assert late_losses[:3] == plain_losses
+    # D's loss carries the late weight; the E+G step's GAN term does too: the translator's
+    # total is its non-GAN terms plus 2.5 x (g_gan_a + g_gan_b)
+    for i, weight in ((2, 10.0), (3, 2.5), (5, 2.5)):
+        step = late_losses[i]
+        assert step["d_total"] == pytest.approx(weight * (step["d_a"] + step["d_b"]), rel=1e-5)
+    from unit_nodes.core.losses import UNITObjective
+
+    cfg = tiny_config()
+    f = {k: torch.rand(2, 1, 16, 16) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")}
+    f.update({k: torch.randn(2, 8, 4, 4) for k in ("mu_a", "mu_b", "mu_ab", "mu_ba")})
+    d = [torch.randn(2, 1, 2, 2)]
+    full, t = UNITObjective(cfg).translator(x_a[:2], x_b[:2], f, d, d)
+    weak, _ = UNITObjective(cfg).translator(x_a[:2], x_b[:2], f, d, d, gan_weight=2.5)
+    assert (full - weak).item() == pytest.approx(7.5 * (t["g_gan_a"] + t["g_gan_b"]).item(), rel=1e-5)
+    # the late steps differ from a run that kept the one weight
+    _, kept = run(4)
+    assert kept[3]["d_total"] != pytest.approx(late_losses[3]["d_total"], rel=1e-3)
+    with pytest.raises(ConfigError, match="lambda_gan_late_scale"):
+        tiny_config(lambda_gan_late_scale=0.0)
+    assert UNITConfig().lambda_gan_late_scale == 1.0

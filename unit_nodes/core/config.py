@@ -119,6 +119,13 @@ class UNITConfig:
     # Two time-scale update rule (Heusel et al. 2017): D's learning rate is lr * dis_lr_ratio,
     # following the same schedule. 1 is the paper (one rate for all).
     dis_lr_ratio: float = 1.0
+    # The GAN weight of the decay phase: from step lr_decay_start * total_steps on (where the
+    # 'linear' policy starts to lower the rate; from the first step if lr_decay_start is 0),
+    # both GAN terms, D's and E+G's, are weighted lambda_gan * lambda_gan_late_scale. Late in
+    # a run the translator refines what it has learnt, and there a weaker adversarial term
+    # lowered emoji FID in both directions (docs/RESULTS.md, items 0000000000000000000 and
+    # 00000000000000000000). 1 is the paper (one weight throughout).
+    lambda_gan_late_scale: float = 1.0
     # Spectral normalisation (Miyato et al. 2018) of every D convolution: each layer's weight
     # is divided by its largest singular value (one power iteration per D or G step), so D is
     # 1-Lipschitz per layer and cannot win by growing steep. It reparametrises D's weights
@@ -181,6 +188,8 @@ class UNITConfig:
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         need(self.lr > 0, "lr", "must be > 0")
         need(0 < float(self.dis_lr_ratio) <= 100, "dis_lr_ratio", "must be in (0, 100] (1 is the paper)")
+        need(0 < float(self.lambda_gan_late_scale) <= 100, "lambda_gan_late_scale",
+             "must be in (0, 100] (1 is the paper: the same GAN weight throughout)")
         need(0 < float(self.code_gain) <= 100, "code_gain", "must be in (0, 100] (1 is the paper)")
         need(0 <= self.ema_decay < 1, "ema_decay",
              "must be in [0, 1) (0 disables the moving average)")
@@ -363,6 +372,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
                                       mirrored_init=False, lambda_fm=0.0, code_gain=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
+                                      lambda_gan_late_scale=1.0,
                                       dis_spectral_norm=False,
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,

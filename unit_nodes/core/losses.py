@@ -107,17 +107,22 @@ class UNITObjective:
         self.config = config
         self.gan = GANLoss(config.gan_mode)
 
-    def discriminator(self, real_a, fake_a, real_b, fake_b) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """D_a, D_b outputs on real images and on (detached) translations into their domain."""
+    def discriminator(self, real_a, fake_a, real_b, fake_b,
+                      gan_weight: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D_a, D_b outputs on real images and on (detached) translations into their domain.
+        ``gan_weight``: lambda0 at this step (default ``config.lambda_gan``; see ``Trainer.gan_weight_at``)."""
         d_a = self.gan.discriminator_loss(real_a, fake_a)
         d_b = self.gan.discriminator_loss(real_b, fake_b)
-        return self.config.lambda_gan * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
+        weight = self.config.lambda_gan if gan_weight is None else gan_weight
+        return weight * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
 
     def translator(self, x_a, x_b, f: dict[str, torch.Tensor], d_a_on_ba, d_b_on_ab,
-                   features: dict[str, list[torch.Tensor]] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   features: dict[str, list[torch.Tensor]] | None = None,
+                   gan_weight: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``f``: the TranslatorPass outputs; ``d_a_on_ba``: D_a's outputs on x_ba (translations into A);
         ``features`` (needed when lambda_fm > 0): for each domain i, D_i's hidden activations of
-        the batch [x_i; x_ii; x_iji] (image, reconstruction, cycle reconstruction)."""
+        the batch [x_i; x_ii; x_iji] (image, reconstruction, cycle reconstruction); ``gan_weight``:
+        lambda0 at this step (default ``config.lambda_gan``)."""
         cfg = self.config
         x_a, x_b = x_a.float(), x_b.float()
         t = {
@@ -128,7 +133,7 @@ class UNITObjective:
             "g_gan_a": self.gan.generator_loss(d_a_on_ba), "g_gan_b": self.gan.generator_loss(d_b_on_ab),
         }
         vae = cfg.lambda_kl * (t["kl_a"] + t["kl_b"]) + cfg.lambda_recon * (t["recon_a"] + t["recon_b"])
-        gan = cfg.lambda_gan * (t["g_gan_a"] + t["g_gan_b"])
+        gan = (cfg.lambda_gan if gan_weight is None else gan_weight) * (t["g_gan_a"] + t["g_gan_b"])
         w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)
         cc = (cfg.lambda_cc_kl * (t["kl_a"] + t["kl_b"] + t["kl_ab"] + t["kl_ba"])
               + cfg.lambda_cc_recon * (w_a * t["cycle_a"] + w_b * t["cycle_b"]))

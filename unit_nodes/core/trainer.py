@@ -299,6 +299,13 @@ class Trainer:
             return cfg.lr * min(1.0, max(0.0, (cfg.total_steps - step) / (cfg.total_steps - start)))
         return cfg.lr
 
+    def gan_weight_at(self, step: int) -> float:
+        """lambda0 at ``step``: ``lambda_gan``, times ``lambda_gan_late_scale`` from the step where
+        the 'linear' policy starts its decay (``lr_decay_start * total_steps``) on."""
+        cfg = self.config
+        late = step >= cfg.lr_decay_start * cfg.total_steps
+        return cfg.lambda_gan * (cfg.lambda_gan_late_scale if late else 1.0)
+
     @property
     def precision(self) -> str:
         """How this trainer computes: 'fp32', 'bf16 autocast' or 'fp16 autocast'."""
@@ -363,7 +370,7 @@ class Trainer:
         with self._autocast(), self._critic_weights_once():
             aug = self._augment
             real_a, fake_a, real_b, fake_b = self.d_pass(aug(x_a), aug(fwd["x_ba"].detach()), aug(x_b), aug(fwd["x_ab"].detach()))
-            loss, terms = self.objective.discriminator(real_a, fake_a, real_b, fake_b)
+            loss, terms = self.objective.discriminator(real_a, fake_a, real_b, fake_b, self.gan_weight_at(self.step))
         if r1:
             terms["r1"] = r1_penalty([real_a, real_b], [x_a, x_b])
             loss = loss + 0.5 * self.config.r1_gamma * terms["r1"]
@@ -385,7 +392,8 @@ class Trainer:
                             for d, x, cyc in (("a", x_a, "x_aba"), ("b", x_b, "x_bab"))}
             # translations into A must fool D_a, translations into B D_b
             loss, terms = self.objective.translator(x_a, x_b, fwd, dis["a"](self._augment(fwd["x_ba"])),
-                                                    dis["b"](self._augment(fwd["x_ab"])), features)
+                                                    dis["b"](self._augment(fwd["x_ab"])), features,
+                                                    self.gan_weight_at(self.step))
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_g)
