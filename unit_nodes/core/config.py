@@ -121,10 +121,11 @@ class UNITConfig:
     dis_lr_ratio: float = 1.0
     # The GAN weight of the decay phase: from step lr_decay_start * total_steps on (where the
     # 'linear' policy starts to lower the rate; from the first step if lr_decay_start is 0),
-    # both GAN terms, D's and E+G's, are weighted lambda_gan * lambda_gan_late_scale. Late in
-    # a run the translator refines what it has learnt, and there a weaker adversarial term
-    # lowered emoji FID in both directions (docs/RESULTS.md, items 0000000000000000000 and
-    # 00000000000000000000). 1 is the paper (one weight throughout).
+    # both GAN terms, D's and E+G's, are weighted lambda_gan * lambda_gan_late_scale. Three
+    # thousand extra steps at a third of the weight lowered emoji FID by ~1.4 in both
+    # directions (docs/RESULTS.md, item 0000000000000000000); over the whole decay half of
+    # the bundled pair's run, 0.3 came out level with 1 (item 00000000000000000000).
+    # 1 is the paper (one weight throughout).
     lambda_gan_late_scale: float = 1.0
     # Spectral normalisation (Miyato et al. 2018) of every D convolution: each layer's weight
     # is divided by its largest singular value (one power iteration per D or G step), so D is
