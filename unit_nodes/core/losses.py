@@ -113,8 +113,10 @@ class UNITObjective:
         ``gan_weight``: lambda0 at this step (default ``config.lambda_gan``; see ``Trainer.gan_weight_at``)."""
         d_a = self.gan.discriminator_loss(real_a, fake_a)
         d_b = self.gan.discriminator_loss(real_b, fake_b)
-        weight = self.config.lambda_gan if gan_weight is None else gan_weight
-        return weight * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
+        return self._gan_weight(gan_weight) * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
+
+    def _gan_weight(self, gan_weight: float | None) -> float:
+        return self.config.lambda_gan if gan_weight is None else gan_weight
 
     def translator(self, x_a, x_b, f: dict[str, torch.Tensor], d_a_on_ba, d_b_on_ab,
                    features: dict[str, list[torch.Tensor]] | None = None,
@@ -133,7 +135,7 @@ class UNITObjective:
             "g_gan_a": self.gan.generator_loss(d_a_on_ba), "g_gan_b": self.gan.generator_loss(d_b_on_ab),
         }
         vae = cfg.lambda_kl * (t["kl_a"] + t["kl_b"]) + cfg.lambda_recon * (t["recon_a"] + t["recon_b"])
-        gan = (cfg.lambda_gan if gan_weight is None else gan_weight) * (t["g_gan_a"] + t["g_gan_b"])
+        gan = self._gan_weight(gan_weight) * (t["g_gan_a"] + t["g_gan_b"])
         w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)
         cc = (cfg.lambda_cc_kl * (t["kl_a"] + t["kl_b"] + t["kl_ab"] + t["kl_ba"])
               + cfg.lambda_cc_recon * (w_a * t["cycle_a"] + w_b * t["cycle_b"]))
