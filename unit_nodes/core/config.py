@@ -355,7 +355,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # and 5 residual blocks a side (97.2 / 86.7) score better at 1800 steps but cost 1.44x and 1.38x
     # the time per step, and at equal wall time they come out about level with the 32-channel run
     # carried on (item 00000000000), and over the full budget as well (a 15000-step 48-channel run: 85.5 / 75.9 in
-    # 91 minutes against 84.9 / 77.5 in 82, level at equal wall time; item 000000000000): not adopted.
+    # 91 minutes against 84.9 / 77.5 in 82, level at equal wall time; item 000000000000; with n_shared=3,
+    # a tenth cheaper per step: 85.8 / 76.9 in 79.5 minutes, item 000000000000000000000): not adopted.
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=32, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
