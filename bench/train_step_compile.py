@@ -19,6 +19,7 @@ import torch
 from unit_nodes.core.config import preset
 from unit_nodes.core.networks import UNIT
 from unit_nodes.core.trainer import Trainer
+from unit_nodes.tools.bench import time_calls
 
 width, mode = int(sys.argv[1]), sys.argv[2]
 threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
@@ -43,9 +44,7 @@ for _ in range(3):
 print(f"{mode}, base_channels {width}, {threads} threads ({trainer.amp_dtype}): first 3 steps {time.perf_counter() - start:.1f} s")
 means = []
 for _ in range(3):
-    start = time.perf_counter()
-    for _ in range(10):
-        trainer.train_step(x_a, x_b)
-    means.append((time.perf_counter() - start) / 10)
+    times, _ = time_calls(lambda: trainer.train_step(x_a, x_b), torch.device("cpu"), iters=10, warmup=0)
+    means.append(sum(times) / len(times))
 print(f"{mode}, base_channels {width}: {min(means):.3f} s/step (10-step means {[round(m, 3) for m in means]}), "
       f"load average {os.getloadavg()[0]:.2f}")
