@@ -476,3 +476,44 @@ def test_lambda_gan_late_scale_weights_both_gan_terms_from_the_decay_start():
     with pytest.raises(ConfigError, match="lambda_gan_late_scale"):
         tiny_config(lambda_gan_late_scale=0.0)
     assert UNITConfig().lambda_gan_late_scale == 1.0
+
+
+def test_gan_warmup_trains_without_d_then_resumes_exactly_across_the_switch(tmp_path):
+    """gan_warmup_steps: the first steps train E+G on the VAE and cycle terms alone (no D call,
+    no D update, lambda0 = 0); from the switch on, D trains and the GAN terms count. A run
+    checkpointed inside the warm start resumes bit for bit past the switch."""
+    a, b = shapes_and_inversions(24)
+    ds_a, ds_b = TensorImages(a), TensorImages(b)
+    cfg = tiny_config(gan_warmup_steps=3, ema_decay=0.9, augment="translation,cutout")
+    torch.manual_seed(1)
+    trainer = Trainer(UNIT(cfg), device="cpu", seed=3)
+    d_before = {k: v.clone() for k, v in trainer.model.dis.state_dict().items()}
+    x_a, x_b = a[:4], b[:4]
+    warm = [trainer.train_step(x_a, x_b) for _ in range(3)]
+    assert [trainer.gan_weight_at(s) for s in (0, 2, 3)] == [0.0, 0.0, 10.0]
+    for losses in warm:
+        assert "d_total" not in losses and losses["g_gan_a"] == losses["g_gan_b"] == 0.0
+        non_gan = (0.1 * (losses["kl_a"] + losses["kl_b"]) + 100 * (losses["recon_a"] + losses["recon_b"])
+                   + 0.1 * (losses["kl_a"] + losses["kl_b"] + losses["kl_ab"] + losses["kl_ba"])
+                   + 100 * (losses["cycle_a"] + losses["cycle_b"]))
+        assert losses["g_total"] == pytest.approx(non_gan, rel=1e-5)
+    d_after = trainer.model.dis.state_dict()
+    assert all(torch.equal(v, d_after[k]) for k, v in d_before.items())  # D untouched
+    after = trainer.train_step(x_a, x_b)
+    assert after["d_total"] > 0 and after["g_gan_a"] > 0
+    assert any(not torch.equal(v, trainer.model.dis.state_dict()[k]) for k, v in d_before.items())
+
+    torch.manual_seed(1)
+    straight = Trainer(UNIT(cfg), device="cpu", seed=3)
+    straight.fit(ds_a, ds_b, 6, batch_size=4)
+    torch.manual_seed(1)
+    first = Trainer(UNIT(cfg), device="cpu", seed=3)
+    first.fit(ds_a, ds_b, 2, batch_size=4)
+    resumed = Trainer.from_checkpoint(first.save_checkpoint(tmp_path / "ck.safetensors"), device="cpu", seed=3)
+    resumed.fit(ds_a, ds_b, 6, batch_size=4)
+    for part in ("model", "ema"):
+        s, r = getattr(straight, part).state_dict(), getattr(resumed, part).state_dict()
+        assert all(torch.equal(s[k], r[k]) for k in s), part
+    with pytest.raises(ConfigError, match="gan_warmup_steps"):
+        tiny_config(gan_warmup_steps=-1)
+    assert UNITConfig().gan_warmup_steps == 0

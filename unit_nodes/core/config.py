@@ -127,6 +127,11 @@ class UNITConfig:
     # the bundled pair's run, 0.3 came out level with 1 (item 00000000000000000000).
     # 1 is the paper (one weight throughout).
     lambda_gan_late_scale: float = 1.0
+    # A reconstruction-only warm start: for the first gan_warmup_steps steps the GAN terms
+    # are off (lambda0 = 0), D is neither called nor updated (those steps cost only E and G),
+    # and E+G learn the VAE and cycle terms alone; from that step on, training is the
+    # paper's. 0 is the paper.
+    gan_warmup_steps: int = 0
     # Spectral normalisation (Miyato et al. 2018) of every D convolution: each layer's weight
     # is divided by its largest singular value (one power iteration per D or G step), so D is
     # 1-Lipschitz per layer and cannot win by growing steep. It reparametrises D's weights
@@ -191,6 +196,8 @@ class UNITConfig:
         need(0 < float(self.dis_lr_ratio) <= 100, "dis_lr_ratio", "must be in (0, 100] (1 is the paper)")
         need(0 < float(self.lambda_gan_late_scale) <= 100, "lambda_gan_late_scale",
              "must be in (0, 100] (1 is the paper: the same GAN weight throughout)")
+        need(int(self.gan_warmup_steps) == self.gan_warmup_steps and self.gan_warmup_steps >= 0, "gan_warmup_steps",
+             "must be a whole number of steps >= 0 (0 is the paper: the GAN terms from the first step)")
         need(0 < float(self.code_gain) <= 100, "code_gain", "must be in (0, 100] (1 is the paper)")
         need(0 <= self.ema_decay < 1, "ema_decay",
              "must be in [0, 1) (0 disables the moving average)")
@@ -374,7 +381,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
                                       mirrored_init=False, lambda_fm=0.0, code_gain=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
-                                      lambda_gan_late_scale=1.0,
+                                      lambda_gan_late_scale=1.0, gan_warmup_steps=0,
                                       dis_spectral_norm=False,
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,

@@ -124,7 +124,7 @@ class UNITObjective:
         """``f``: the TranslatorPass outputs; ``d_a_on_ba``: D_a's outputs on x_ba (translations into A);
         ``features`` (needed when lambda_fm > 0): for each domain i, D_i's hidden activations of
         the batch [x_i; x_ii; x_iji] (image, reconstruction, cycle reconstruction); ``gan_weight``:
-        lambda0 at this step (default ``config.lambda_gan``)."""
+        lambda0 at this step (default ``config.lambda_gan``); D's outputs may be None when it is 0."""
         cfg = self.config
         x_a, x_b = x_a.float(), x_b.float()
         t = {
@@ -132,8 +132,13 @@ class UNITObjective:
             "kl_ab": kl_unit_variance(f["mu_ab"].float()), "kl_ba": kl_unit_variance(f["mu_ba"].float()),
             "recon_a": l1(f["x_aa"].float(), x_a), "recon_b": l1(f["x_bb"].float(), x_b),
             "cycle_a": l1(f["x_aba"].float(), x_a), "cycle_b": l1(f["x_bab"].float(), x_b),
-            "g_gan_a": self.gan.generator_loss(d_a_on_ba), "g_gan_b": self.gan.generator_loss(d_b_on_ab),
         }
+        if d_a_on_ba is None or d_b_on_ab is None:  # a warm start's step: no adversarial term at all
+            if self._gan_weight(gan_weight) != 0:
+                raise ValueError("the GAN terms need D's outputs on the translations unless their weight is 0")
+            t["g_gan_a"] = t["g_gan_b"] = torch.zeros((), device=x_a.device)
+        else:
+            t["g_gan_a"], t["g_gan_b"] = self.gan.generator_loss(d_a_on_ba), self.gan.generator_loss(d_b_on_ab)
         vae = cfg.lambda_kl * (t["kl_a"] + t["kl_b"]) + cfg.lambda_recon * (t["recon_a"] + t["recon_b"])
         gan = self._gan_weight(gan_weight) * (t["g_gan_a"] + t["g_gan_b"])
         w_a, w_b = float("a" in cfg.cycle_domains), float("b" in cfg.cycle_domains)

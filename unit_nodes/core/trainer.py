@@ -300,11 +300,19 @@ class Trainer:
         return cfg.lr
 
     def gan_weight_at(self, step: int) -> float:
-        """lambda0 at ``step``: ``lambda_gan``, times ``lambda_gan_late_scale`` from the step where
-        the 'linear' policy starts its decay (``lr_decay_start * total_steps``) on."""
+        """lambda0 at ``step``: 0 during the warm start (``gan_warmup_steps``), then ``lambda_gan``,
+        times ``lambda_gan_late_scale`` from the step where the 'linear' policy starts its decay
+        (``lr_decay_start * total_steps``) on."""
         cfg = self.config
+        if step < cfg.gan_warmup_steps:
+            return 0.0
         late = step >= cfg.lr_decay_start * cfg.total_steps
         return cfg.lambda_gan * (cfg.lambda_gan_late_scale if late else 1.0)
+
+    @property
+    def warming_up(self) -> bool:
+        """True during the reconstruction-only warm start (the first ``gan_warmup_steps`` steps)."""
+        return self.step < self.config.gan_warmup_steps
 
     @property
     def precision(self) -> str:
@@ -390,10 +398,12 @@ class Trainer:
                 # D's layers are per-image unless batch-normed, so one pass per domain is exact
                 features = {d: self._dis_features(dis[d], x, fwd[f"x_{d}{d}"], fwd[cyc])
                             for d, x, cyc in (("a", x_a, "x_aba"), ("b", x_b, "x_bab"))}
-            # translations into A must fool D_a, translations into B D_b
-            loss, terms = self.objective.translator(x_a, x_b, fwd, dis["a"](self._augment(fwd["x_ba"])),
-                                                    dis["b"](self._augment(fwd["x_ab"])), features,
-                                                    self.gan_weight_at(self.step))
+            gan_weight = self.gan_weight_at(self.step)
+            if self.warming_up:  # no adversarial term yet: D's outputs would only be multiplied by 0
+                d_a_on_ba = d_b_on_ab = None
+            else:  # translations into A must fool D_a, translations into B D_b
+                d_a_on_ba, d_b_on_ab = dis["a"](self._augment(fwd["x_ba"])), dis["b"](self._augment(fwd["x_ab"]))
+            loss, terms = self.objective.translator(x_a, x_b, fwd, d_a_on_ba, d_b_on_ab, features, gan_weight)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_g)
@@ -420,7 +430,9 @@ class Trainer:
         x_a, x_b = self._prepare(x_a), self._prepare(x_b)
         self._set_lr()
         fwd = self.forward(x_a, x_b)
-        losses = self.d_step(x_a, x_b, fwd)
+        # during the warm start D's loss would carry weight 0: no D step at all (its Adam state
+        # and weights stay as initialised until the GAN terms begin)
+        losses = {} if self.warming_up else self.d_step(x_a, x_b, fwd)
         losses.update(self.g_step(x_a, x_b, fwd))
         self.scaler.update()
         self._update_ema()
