@@ -98,8 +98,8 @@ class UNITConfig:
     # losses alone are met by any invertible recolouring (yellow faces come out blue) until
     # the discriminators catch up. 0 is the paper; keep it 0 when colours must change
     # (MNIST -> MNIST-M). On today's emoji64 recipe 30 lowered the default run's mean FID
-    # by 1.7 (10: by 0.4) but the bundled pair's 22000-step run only by 0.2 (84.23 / 77.69
-    # against 84.86 / 77.54; docs/RESULTS.md item 0000000000000000000000).
+    # by 1.7 and 1.6 on two seeds (10: by 0.4) but the bundled pair's 22000-step run only by
+    # 0.2 (84.23 / 77.69 against 84.86 / 77.54; docs/RESULTS.md item 0000000000000000000000).
     lambda_identity: float = 0.0
     # Start E_b's and G_b's private layers as copies of E_a's and G_a's (where the shapes
     # match), so that a translation G_b(E_a(x)) starts out as the reconstruction G_a(E_a(x))
@@ -132,7 +132,8 @@ class UNITConfig:
     # A reconstruction-only warm start: for the first gan_warmup_steps steps the GAN terms
     # are off (lambda0 = 0), D is neither called nor updated (those steps cost only E and G),
     # and E+G learn the VAE and cycle terms alone; from that step on, training is the
-    # paper's. 0 is the paper.
+    # paper's. 600 (a fifth) of the emoji default run's 2950 steps came out level with 0
+    # (docs/RESULTS.md item 0000000000000000000000). 0 is the paper.
     gan_warmup_steps: int = 0
     # Spectral normalisation (Miyato et al. 2018) of every D convolution: each layer's weight
     # is divided by its largest singular value (one power iteration per D or G step), so D is
