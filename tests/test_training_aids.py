@@ -101,24 +101,29 @@ def test_ema_follows_the_weights_with_warm_up_and_is_what_gets_exported(tmp_path
     assert plain.ema is None and plain.export_model() is plain.model
 
 
-def test_resume_with_ema_and_augmentation_is_bit_identical(tmp_path):
+def assert_resume_is_bit_identical(cfg, tmp_path, stop_at: int, steps: int = 6) -> None:
+    """A run of ``cfg`` checkpointed at ``stop_at`` and resumed (under another global seed) to
+    ``steps`` ends with exactly the weights and moving average of the run done in one go."""
     a, b = shapes_and_inversions(24)
     ds_a, ds_b = TensorImages(a), TensorImages(b)
-    cfg = tiny_config(ema_decay=0.9, augment="color,translation,cutout")
     torch.manual_seed(1)
     straight = Trainer(UNIT(cfg), device="cpu", seed=3)
-    straight.fit(ds_a, ds_b, 6, batch_size=4)
+    straight.fit(ds_a, ds_b, steps, batch_size=4)
     torch.manual_seed(1)
     first = Trainer(UNIT(cfg), device="cpu", seed=3)
-    first.fit(ds_a, ds_b, 3, batch_size=4)
+    first.fit(ds_a, ds_b, stop_at, batch_size=4)
     ckpt = first.save_checkpoint(tmp_path / "ck.safetensors")
     torch.manual_seed(999)
     resumed = Trainer.from_checkpoint(ckpt, device="cpu", seed=3)
-    resumed.fit(ds_a, ds_b, 6, batch_size=4)
+    resumed.fit(ds_a, ds_b, steps, batch_size=4)
     for part in ("model", "ema"):
         s, r = getattr(straight, part).state_dict(), getattr(resumed, part).state_dict()
         for k in s:
             assert torch.equal(s[k], r[k]), (part, k)
+
+
+def test_resume_with_ema_and_augmentation_is_bit_identical(tmp_path):
+    assert_resume_is_bit_identical(tiny_config(ema_decay=0.9, augment="color,translation,cutout"), tmp_path, stop_at=3)
 
 
 def test_step_timer_reports_the_steady_rate_and_time_left():
@@ -483,7 +488,6 @@ def test_gan_warmup_trains_without_d_then_resumes_exactly_across_the_switch(tmp_
     no D update, lambda0 = 0); from the switch on, D trains and the GAN terms count. A run
     checkpointed inside the warm start resumes bit for bit past the switch."""
     a, b = shapes_and_inversions(24)
-    ds_a, ds_b = TensorImages(a), TensorImages(b)
     cfg = tiny_config(gan_warmup_steps=3, ema_decay=0.9, augment="translation,cutout")
     torch.manual_seed(1)
     trainer = Trainer(UNIT(cfg), device="cpu", seed=3)
@@ -503,17 +507,7 @@ def test_gan_warmup_trains_without_d_then_resumes_exactly_across_the_switch(tmp_
     assert after["d_total"] > 0 and after["g_gan_a"] > 0
     assert any(not torch.equal(v, trainer.model.dis.state_dict()[k]) for k, v in d_before.items())
 
-    torch.manual_seed(1)
-    straight = Trainer(UNIT(cfg), device="cpu", seed=3)
-    straight.fit(ds_a, ds_b, 6, batch_size=4)
-    torch.manual_seed(1)
-    first = Trainer(UNIT(cfg), device="cpu", seed=3)
-    first.fit(ds_a, ds_b, 2, batch_size=4)
-    resumed = Trainer.from_checkpoint(first.save_checkpoint(tmp_path / "ck.safetensors"), device="cpu", seed=3)
-    resumed.fit(ds_a, ds_b, 6, batch_size=4)
-    for part in ("model", "ema"):
-        s, r = getattr(straight, part).state_dict(), getattr(resumed, part).state_dict()
-        assert all(torch.equal(s[k], r[k]) for k in s), part
+    assert_resume_is_bit_identical(cfg, tmp_path, stop_at=2)  # checkpointed inside the warm start
     with pytest.raises(ConfigError, match="gan_warmup_steps"):
         tiny_config(gan_warmup_steps=-1)
     assert UNITConfig().gan_warmup_steps == 0
