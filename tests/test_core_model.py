@@ -175,6 +175,13 @@ def test_config_rejects_impossible_values(field, value, needle):
         tiny_config(**{field: value})
 
 
+def test_the_colour_anchor_needs_one_channel_count():
+    tiny_config(channels_a=3, channels_b=3, lambda_identity=30.0)  # RGB <-> RGB: fine
+    tiny_config(channels_a=1, channels_b=3)  # gray -> RGB without the anchor: fine (MNIST -> MNIST-M)
+    with pytest.raises(ConfigError, match=r"lambda_identity.*channels_a=1, channels_b=3"):
+        tiny_config(channels_a=1, channels_b=3, lambda_identity=30.0)
+
+
 def test_config_json_round_trip_and_unknown_fields():
     cfg = preset("image256", n_shared=2)
     assert UNITConfig.from_json(cfg.to_json()) == cfg

@@ -94,12 +94,16 @@ class UNITConfig:
     # from core.augment.AUGMENTATIONS ("color", "translation", "cutout", "scale"); "" disables.
     augment: str = ""
     # Colour anchor: lambda_identity * |G_b(E_a(x_a)) - x_a|_1 (and the same from B), for pairs
-    # whose domains share layout and palette (emoji styles, day/night scenes): cycle and GAN
+    # whose domains share layout and palette (two emoji styles): cycle and GAN
     # losses alone are met by any invertible recolouring (yellow faces come out blue) until
     # the discriminators catch up. 0 is the paper; keep it 0 when colours must change
     # (MNIST -> MNIST-M). On today's emoji64 recipe 30 lowered the default run's mean FID
     # by 1.7 and 1.6 on two seeds (10: by 0.4) but the bundled pair's 22000-step run only by
-    # 0.2 (84.23 / 77.69 against 84.86 / 77.54; docs/RESULTS.md item 0000000000000000000000).
+    # 0.2 (84.23 / 77.69 against 84.86 / 77.54; docs/RESULTS.md item 0000000000000000000000), and a
+    # 17000-step run with it not at all (85.13 / 78.00; item 00000000000000000000000). With 200 emoji per
+    # folder (a user's folder) the default run gained more: 4.2 and 2.5 mean FID on two seeds (same item).
+    # Train UNIT's colour_anchor input sets it; the presets keep 0, since emoji64 also serves users'
+    # pairs whose colours must change.
     lambda_identity: float = 0.0
     # Start E_b's and G_b's private layers as copies of E_a's and G_a's (where the shapes
     # match), so that a translation G_b(E_a(x)) starts out as the reconstruction G_a(E_a(x))
@@ -195,6 +199,11 @@ class UNITConfig:
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "lambda_identity",
                      "lambda_fm", "r1_gamma", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
+        # The anchor compares each translation with its input pixel by pixel; across channel counts
+        # the L1 would broadcast a gray image over RGB and pull every translation toward gray.
+        need(not self.lambda_identity or self.channels_a == self.channels_b, "lambda_identity",
+             f"needs domains of one channel count (channels_a={self.channels_a}, channels_b={self.channels_b}): "
+             f"it compares each translation with its input pixel by pixel")
         need(self.lr > 0, "lr", "must be > 0")
         need(0 < float(self.dis_lr_ratio) <= 100, "dis_lr_ratio", "must be in (0, 100] (1 is the paper)")
         need(0 < float(self.lambda_gan_late_scale) <= 100, "lambda_gan_late_scale",
