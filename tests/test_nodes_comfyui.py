@@ -285,7 +285,7 @@ def test_sample_prior_workflow_decodes_the_same_codes_in_both_domains(server):
 
 def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, train_folders):
     workflow = train_workflow(train_folders, "trained-tiny", steps=3)
-    node_of(workflow, "UNITTrain")["inputs"]["cycle"] = "A->B->A only"
+    node_of(workflow, "UNITTrain")["inputs"].update(cycle="A->B->A only", colour_anchor=30.0)
     entry = server.run(workflow, timeout=170)
 
     folder = server.models_dir / "unit" / "trained-tiny"
@@ -293,6 +293,7 @@ def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, t
     assert model.config.channels_a == model.config.channels_b == 1
     assert model.config.image_size == 16 and model.config.preset == "digits32"
     assert model.config.cycle_domains == "a"  # the optional cycle input reached the trainer
+    assert model.config.lambda_identity == 30.0  # and so did the colour anchor
     assert json.loads((folder / "config.json").read_text())["image_size"] == 16
     assert Trainer.from_checkpoint(folder / CHECKPOINT_FILE).step == 3
     [translated] = saved_images(server, entry, "4")
@@ -380,6 +381,12 @@ def test_cancel_keeps_a_resumable_checkpoint_and_the_same_name_resumes(server, t
     assert resumed.step == resumed_to
     assert resumed.config.lr == 5e-5 and resumed.schedule_changes == [{"step": trainer.step, "lr": 5e-5, "total_steps": resumed_to}]
     assert read_config(folder).base_channels == 8 and read_config(folder).lr == 5e-5
+
+    # The colour anchor is part of the objective, not of the schedule: a resume may not change it.
+    node_of(workflow, "UNITTrain")["inputs"].update(steps=resumed_to + 1, colour_anchor=30.0)
+    error = execution_error(server, workflow)
+    assert "lambda_identity" in error["exception_message"] and "other settings" in error["exception_message"]
+    assert Trainer.from_checkpoint(folder / CHECKPOINT_FILE).step == resumed_to  # the run is untouched
 
 
 # --- inputs of every shape, and errors -------------------------------------------------------

@@ -95,11 +95,11 @@ def server(comfyui_server):
 
 
 def node_request(server, save_name, *, steps, lr, image_size=16, channels="gray", cycle="ab", preset_name="digits32",
-                 init=None, batch_size=2) -> dict:
+                 init=None, batch_size=2, anchor=0.0) -> dict:
     train = {"class_type": "UNITTrain", "inputs": dict(
         folder_a="run_policy/a", folder_b="run_policy/b", save_name=save_name, steps=steps, batch_size=batch_size,
         image_size=image_size, learning_rate=lr, seed=0, preset=preset_name, channels=channels, preview_every=0,
-        cycle=CYCLE_LABELS[cycle])}
+        cycle=CYCLE_LABELS[cycle], colour_anchor=anchor)}
     graph = {"1": train, "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 1]}}}
     if init:
         graph["3"] = {"class_type": "UNITLoadModel", "inputs": {"model_name": init}}
@@ -108,12 +108,13 @@ def node_request(server, save_name, *, steps, lr, image_size=16, channels="gray"
 
 
 def cli_request(server, out, *, steps, lr, image_size=16, channels=1, cycle="ab", preset_name="digits32",
-                init=None, extra=()) -> list:
+                init=None, anchor=0.0, extra=()) -> list:
     """The CLI's spelling of node_request (the node always asks for all of these)."""
     args = ["train", "--domain-a", server.input_dir / "run_policy" / "a", "--domain-b",
             server.input_dir / "run_policy" / "b", "--out", out, "--steps", steps, "--batch-size", 2,
             "--size", image_size, "--seed", 0, "--preset", preset_name, "--channels-a", channels,
-            "--channels-b", channels, "--set", f"cycle_domains={cycle}", "--sample-every", 0, "--log-every", 1]
+            "--channels-b", channels, "--set", f"cycle_domains={cycle}", "--set", f"lambda_identity={anchor}",
+            "--sample-every", 0, "--log-every", 1]
     if lr:  # the node's learning_rate 0 is the CLI's absent --lr: the recipe's own rate
         args += ["--lr", lr]
     if init:
@@ -226,13 +227,13 @@ def test_init_from_a_model_gets_the_same_config_and_refusals_from_cli_and_node(s
 
     # the init model's architecture, the requested cycle (once dropped by the CLI) and training fields;
     # the preset (emoji64 here) only picks defaults the request does not use
-    server.run(node_request(server, "policy-init", steps=1, lr=2e-4, cycle="a", preset_name="emoji64", init=INIT),
-               timeout=240)
+    server.run(node_request(server, "policy-init", steps=1, lr=2e-4, cycle="a", preset_name="emoji64", init=INIT,
+                            anchor=30.0), timeout=240)
     code, err = run_cli(capsys, cli_request(server, cli_dir, steps=1, lr=2e-4, cycle="a", preset_name="emoji64",
-                                            init=INIT))
+                                            init=INIT, anchor=30.0))
     assert code == 0, err[-3000:]
     cfg = same_export(node_dir, cli_dir)
-    assert cfg == init.config.replace(cycle_domains="a", lr=2e-4, total_steps=1).to_dict()
+    assert cfg == init.config.replace(cycle_domains="a", lr=2e-4, total_steps=1, lambda_identity=30.0).to_dict()
     # both started from the init model's weights (one step of lr 2e-4 moves them little; a fresh
     # initialisation would be far away)
     for folder in (node_dir, cli_dir):
