@@ -213,7 +213,7 @@ class TrainUNIT(io.ComfyNode):
                                        "lambda_identity; the reconstruction's weight is 100). 0 (default, the paper): "
                                        "translations are free to change colours. For pairs that share layout and "
                                        "palette, such as two emoji styles, 30 lowered the default emoji run's FID by "
-                                       "1.6 on two seeds, and by 2.5 and 4.2 with 200 emoji per folder (measured); "
+                                       "1.6 on two seeds, and by 2.5-4.4 with 200 emoji per folder (measured); "
                                        "keep 0 when colours must change (day -> night, "
                                        "gray digits -> coloured ones), since the anchor holds every translation to its "
                                        "input's colours. It replaces an init_model's own value; resuming a run takes the value it "
