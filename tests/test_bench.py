@@ -51,3 +51,48 @@ def test_roofline_and_flop_counter_are_real():
     a = torch.randn(64, 32)
     assert bench.count_flops(lambda: a @ a.T) == 2 * 64 * 32 * 64
     assert bench.peak_rss_bytes() >= bench.current_rss_bytes() > 0
+
+
+def _load_bench_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shared_code_probe_tells_style_in_the_code_from_none(tmp_path):
+    """The probe's domain classifier: near 100 % held out when the two sides' codes differ by a
+    constant style offset, near 50 % when both sides are draws of one distribution; then the
+    whole script on a tiny RGB pair and the real paired emoji test split."""
+    import subprocess
+    import sys
+
+    from tiny import tiny_config
+    from unit_nodes.core.networks import UNIT
+    from unit_nodes.core.weights import save_model
+
+    probe = _load_bench_script("shared_code_probe")
+    g = torch.Generator().manual_seed(0)
+    content = torch.randn(200, 8, 4, 4, generator=g)
+    styled = probe.probe_accuracy(content + 0.05 * torch.randn(content.shape, generator=g),
+                                  content + 1.0 + 0.05 * torch.randn(content.shape, generator=g))
+    none = probe.probe_accuracy(torch.randn(200, 8, 4, 4, generator=g), torch.randn(200, 8, 4, 4, generator=g))
+    assert styled > 0.95 and 0.35 < none < 0.65
+    torch.manual_seed(0)
+    model = UNIT(tiny_config(channels_a=3, channels_b=3, domain_a="emoji-google", domain_b="emoji-twitter"),
+                 discriminators=False)
+    save_model(model, tmp_path / "pair")
+    script = probe.__file__
+    run = subprocess.run([sys.executable, script, str(tmp_path / "pair")], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert any(line.startswith("code: distance paired / unpaired") for line in lines)
+    pixels = next(line for line in lines if line.startswith("pixels:"))
+    ratio = float(pixels.split("distance paired / unpaired ")[1].split(";")[0])
+    assert 0.2 < ratio < 0.8  # the real drawings: an emoji's twin is closer than another emoji's
+    assert sum(line.startswith(("google -> twitter:", "twitter -> google:")) for line in lines) == 2
