@@ -68,6 +68,7 @@ def test_shared_code_probe_tells_style_in_the_code_from_none(tmp_path):
     """The probe's domain classifier: near 100 % held out when the two sides' codes differ by a
     constant style offset, near 50 % when both sides are draws of one distribution; then the
     whole script on a tiny RGB pair and the real paired emoji test split."""
+    import os
     import subprocess
     import sys
 
@@ -88,7 +89,7 @@ def test_shared_code_probe_tells_style_in_the_code_from_none(tmp_path):
     save_model(model, tmp_path / "pair")
     script = probe.__file__
     run = subprocess.run([sys.executable, script, str(tmp_path / "pair")], capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert any(line.startswith("code: distance paired / unpaired") for line in lines)
