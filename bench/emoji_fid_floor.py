@@ -25,9 +25,7 @@ from unit_nodes.tools import evaluate as ev
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="model folder, .safetensors file, bundled pair name or Hub repo id")
-    p.add_argument("--domain-a", default=None, help="data set of the model's side a (default: from the model)")
-    p.add_argument("--domain-b", default=None, help="data set of the model's side b (default: from the model)")
-    p.add_argument("--data-root", default=None)
+    ev.add_pair_data_arguments(p)
     p.add_argument("--cache-dir", default="runs/featcache", help="Inception features of the real images")
     p.add_argument("--seed", type=int, default=0, help="which random training emoji stand for each style")
     args = p.parse_args()

@@ -33,11 +33,10 @@ from unit_nodes.core import data
 from unit_nodes.tools import evaluate as ev
 
 
-def codes(model, x: torch.Tensor, side: str, batch_size: int = 128) -> torch.Tensor:
+def codes(model, x: torch.Tensor, side: str) -> torch.Tensor:
     from unit_nodes.core.inference import encode
 
-    return torch.cat([encode(model, x[i:i + batch_size], side, tile=None).code.float()
-                      for i in range(0, len(x), batch_size)])
+    return ev.map_batches(lambda batch: encode(model, batch, side, tile=None).code, x)
 
 
 def probe_accuracy(za: torch.Tensor, zb: torch.Tensor, steps: int = 100, weight_decay: float = 1e-3) -> float:
@@ -73,9 +72,7 @@ def probe_accuracy(za: torch.Tensor, zb: torch.Tensor, steps: int = 100, weight_
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="model folder, .safetensors file, bundled pair name or Hub repo id")
-    p.add_argument("--domain-a", default=None, help="data set of the model's side a (default: from the model)")
-    p.add_argument("--domain-b", default=None, help="data set of the model's side b (default: from the model)")
-    p.add_argument("--data-root", default=None)
+    ev.add_pair_data_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="which random other emoji stand for 'unpaired'")
     args = p.parse_args()
 
@@ -98,8 +95,8 @@ def main() -> None:
     with torch.inference_mode():
         for name, x, y, z, src, dst in (("google -> twitter", test_g, test_t, zg, ga, tb),
                                         ("twitter -> google", test_t, test_g, zt, tb, ga)):
-            recon = torch.cat([model.decode(z[i:i + 128], src) for i in range(0, n, 128)]).clamp(-1, 1)
-            trans = torch.cat([model.decode(z[i:i + 128], dst) for i in range(0, n, 128)]).clamp(-1, 1)
+            recon = ev.map_batches(lambda c: model.decode(c, src).clamp(-1, 1), z)
+            trans = ev.map_batches(lambda c: model.decode(c, dst).clamp(-1, 1), z)
             print(f"{name}: L1 translation vs reconstruction {float(ev.l1_01(trans, recon).mean()):.4f}; "
                   f"real drawings' L1 {float(ev.l1_01(x, y).mean()):.4f}; translation vs real twin "
                   f"{float(ev.l1_01(trans, y).mean()):.4f}; reconstruction vs input {float(ev.l1_01(recon, x).mean()):.4f}")

@@ -479,6 +479,15 @@ def evaluate_emoji(model, data_root=None, limit: int | None = None, inception: s
 # ----------------------------------------------------------------------------- CLI
 
 
+def add_pair_data_arguments(p) -> None:
+    """``--domain-a``, ``--domain-b`` and ``--data-root``: which data set each side of a model
+    holds (for ``load_pair``'s ``domain_names``) and where the data sets are; shared by ``eval``
+    and the bench scripts that score a pair."""
+    p.add_argument("--domain-a", default=None, help="data set held by the model's side a (default: from the model)")
+    p.add_argument("--domain-b", default=None, help="data set held by the model's side b (default: from the model)")
+    p.add_argument("--data-root", default=None, help="root of the data sets (default: $UNIT_DATA_ROOT or ../shared/data)")
+
+
 def add_cli(sub) -> None:
     p = sub.add_parser(
         "eval",
@@ -493,9 +502,7 @@ def add_cli(sub) -> None:
     p.add_argument("--revision", default=None, help="Hub revision when --model is a repo id")
     p.add_argument("--task", action="append", choices=sorted(DIGIT_TASKS), default=None,
                    help="digit task(s) to run (repeatable; default: every task the model's domains allow)")
-    p.add_argument("--domain-a", default=None, help="data set held by the model's side a (default: from the model)")
-    p.add_argument("--domain-b", default=None, help="data set held by the model's side b (default: from the model)")
-    p.add_argument("--data-root", default=None, help="root of the data sets (default: $UNIT_DATA_ROOT or ../shared/data)")
+    add_pair_data_arguments(p)
     p.add_argument("--classifiers", default=None, help=f"folder of the digit classifiers (default: {CLASSIFIER_DIR})")
     p.add_argument("--protocol", choices=DIGIT_PROTOCOLS, default="translated-source",
                    help="digits: translated-source (default: train a classifier on the labelled source training set "
