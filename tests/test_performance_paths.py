@@ -70,7 +70,7 @@ def test_cpu_precision_choices():
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "fp32") is None
     assert autocast_dtype(cpu, "bf16") is torch.bfloat16
-    # 'auto' pays for bf16 only where the CPU runs it fast (AMX), and is exact fp32 elsewhere
+    # 'auto' pays for bf16 only where the CPU has bf16 arithmetic (AMX, AVX512-BF16), and is exact fp32 elsewhere
     assert autocast_dtype(cpu, "auto") is (torch.bfloat16 if cpu_has_fast_bf16() else None)
     for bad, words in (("fp16", "GPU setting"), ("half", "precision must be")):
         try:
@@ -79,6 +79,31 @@ def test_cpu_precision_choices():
             assert words in str(exc)
         else:
             raise AssertionError(f"{bad!r} was accepted on CPU")
+
+
+def test_auto_precision_follows_the_cpus_bf16_arithmetic(monkeypatch):
+    """'auto' trains in bf16 on a CPU with AMX or with AVX512-BF16 (both measured faster at a level FID) and
+    in fp32 on one with neither; a probe that fails or that this torch lacks counts as absent."""
+    from unit_nodes.core import device as dev
+
+    def probes(amx, avx512_bf16):
+        for name, value in (("_is_amx_tile_supported", amx), ("_is_avx512_bf16_supported", avx512_bf16)):
+            if value is None:
+                monkeypatch.delattr(torch.cpu, name, raising=False)
+            elif value == "error":
+                def fail():
+                    raise RuntimeError("cpuinfo could not read the CPU")
+                monkeypatch.setattr(torch.cpu, name, fail, raising=False)
+            else:
+                monkeypatch.setattr(torch.cpu, name, lambda value=value: value, raising=False)
+
+    cpu = torch.device("cpu")
+    for amx, avx512_bf16, expected in ((True, False, torch.bfloat16), (False, True, torch.bfloat16),
+                                       (False, False, None), (None, None, None), ("error", True, torch.bfloat16),
+                                       ("error", "error", None), (None, True, torch.bfloat16)):
+        probes(amx, avx512_bf16)
+        assert dev.autocast_dtype(cpu, "auto") is expected, (amx, avx512_bf16)
+        assert dev.autocast_dtype(cpu, "fp32") is None  # an explicit choice is never overridden
 
 
 def test_bf16_training_step_on_cpu_tracks_fp32_and_keeps_fp32_weights():

@@ -38,7 +38,7 @@ def add_train(sub) -> None:
     p.add_argument("--domain-b", required=True, help="image folder or data set name for domain B")
     p.add_argument("--out", required=True, help="output folder (created; an existing run there needs --resume)")
     p.add_argument("--preset", default=None,
-                   help="recipe preset: emoji64 (default: the fast 64 px RGB recipe, 22.9 min measured on a free 2-core AVX2 CPU, 6.8 on one with AMX), "
+                   help="recipe preset: emoji64 (default: the fast 64 px RGB recipe, 22.9 min measured on a free 2-core AVX2 CPU, 5.9 on an AVX-512 one with BF16, 6.8 on one with AMX), "
                         "digits32 (32 px digits) or image256 (the paper's 256 px photo model: a GPU recipe); "
                         "with --resume, only the run's own preset is accepted")
     p.add_argument("--size", type=int, default=None, help="training image size in px (default: the preset's)")
@@ -56,8 +56,8 @@ def add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, data order and noise (default 0)")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto (default): bf16 autocast where it pays (CUDA GPUs with bf16, CPUs with AMX: about 1.5x faster "
-                        "on emoji64, FID within noise of fp32 at 2000 steps) and fp32 elsewhere; bf16 forces it (not measured on CPUs without AMX, where auto keeps fp32); "
+                   help="auto (default): bf16 autocast where it pays (CUDA GPUs with bf16; CPUs with AMX, about 1.5x faster "
+                        "on emoji64, or AVX512-BF16, 1.28x: FID within noise of fp32) and fp32 elsewhere; bf16 forces it (not measured on CPUs without bf16 arithmetic, where auto keeps fp32); "
                         "fp16 is for CUDA only; fp32 is exact and reproduces across machines")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors; --lr or --set lr_policy=... (the learning-rate fields only) change the schedule from the resumed step on")
     p.add_argument("--init", default=None,

@@ -369,7 +369,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # base_channels 32 (24 before session 14): the default run scored 96.8 / 89.4 against 99.5 /
     # 91.1 at about the same wall time (0.216 s per step, against 0.213-0.23 for 24-channel runs on
     # the same VM kind: at 64 px and batch 4 a bf16 step with AMX up to 32 channels is bound by per-layer
-    # overheads, not by the translator's width; in exact fp32, which CPUs without AMX train in, 32 channels
+    # overheads, not by the translator's width; in exact fp32, which CPUs without AMX or AVX512-BF16 train in, 32 channels
     # cost 1.30x the 24-channel step: docs/RESULTS.md item 000000000000), and its 22000-step run became the bundled pair
     # (84.9 / 77.5 against 86.5 / 78.5; docs/RESULTS.md item 0000000000). 48 channels (93.4 / 86.3)
     # and 5 residual blocks a side (97.2 / 86.7) score better at 1800 steps but cost 1.44x and 1.38x
@@ -420,7 +420,8 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
 # 1800 of batch 4, L1 within 0.002 (batch 1 for 5300 steps: 96.6 / 86.6, L1 0.003 worse, not
 # adopted; docs/RESULTS.md item 0000000000000000); the default run took 22.9 min there in session 22
 # (item 00000000000000000). On a GPU a step costs the same at any small batch. On a 2-core CPU with
-# AMX (bf16) it took 6.8 min (session 23). At batch 2 the rate is 8e-4 since session 24: the former
+# AMX (bf16) it took 6.8 min (session 23), on one with AVX512-BF16 and no AMX 5.9 min in bf16 and 7.5 in fp32
+# (session 30; docs/PERFORMANCE.md, speed work 6). At batch 2 the rate is 8e-4 since session 24: the former
 # 1.6e-3 held past ~6000 steps broke down in two of three runs (in fp32 as in bf16), 8e-4 held for up to
 # 12500 steps in none of three; for the best pair in ~90 minutes, batch 4 at 1.6e-3 for 22000 steps (the
 # bundled pair: 84.9 / 77.5) still beats 25000 steps of batch 2 at 8e-4 (86.8 / 79.6 and 87.7 / 80.5, two runs

@@ -27,7 +27,7 @@ from .layout import check_save_name, image_to_pil, preview_rows_to_image, traini
 from .sockets import CATEGORY, SEED_MAX, UNITModel
 
 CHECKPOINT_EVERY = 500  # steps between crash-safety checkpoints (Cancel always saves one)
-# bf16 autocast where it pays (CUDA with bf16, CPUs with AMX), exact fp32 elsewhere: the CLI's
+# bf16 autocast where it pays (CUDA with bf16, CPUs with AMX or AVX512-BF16), exact fp32 elsewhere: the CLI's
 # default too, so a node run and `train` with the same settings compute the same way.
 PRECISION = "auto"
 PREVIEW_MIN_WIDTH = 384  # small training images are enlarged in the progress preview
@@ -146,8 +146,9 @@ class TrainUNIT(io.ComfyNode):
             description="Trains a UNIT model on two unpaired image folders and saves it to models/unit/<save_name>/. "
                         "Cancel keeps a checkpoint; queueing again with the same save_name resumes. The defaults "
                         "(emoji64, 2950 steps, batch 2) took 22.9 min on a 2-core AVX2 CPU (a Zen 3 EPYC, fp32, both "
-                        "cores free; measured) and 6.8 min on a 2-core CPU with AMX (bf16, as on GPUs with bf16; "
-                        "measured); with AVX-512 only expect 16-20 (estimated); longer when the cores are shared; "
+                        "cores free; measured), 5.9 min on a 2-core AMD EPYC with AVX-512 and AVX512-BF16 (bf16; 7.5 in "
+                        "fp32 there, what AVX-512 without BF16 computes in; measured) and 6.8 min on a 2-core CPU with "
+                        "AMX (bf16, as on GPUs with bf16; measured); longer when the cores are shared; "
                         "about 2.7 min on an H200 GPU (1500 of its steps took 82 s, measured); "
                         "the node shows seconds per step and the time left while it runs.",
             inputs=[

@@ -285,7 +285,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 def _path_setup(path: str, device: torch.device, precision: str):
     """(channels_last, autocast dtype, compile) of a path; 'tuned' = channels_last + autocast
     (autocast only on CUDA: on CPU the tuned path stays exact fp32), 'bf16' = channels_last +
-    bf16 autocast on any device (what training's --precision auto picks on CPUs with AMX),
+    bf16 autocast on any device (what training's --precision auto picks on CPUs with AMX or AVX512-BF16),
     'compile' = tuned + torch.compile."""
     from ..core.device import autocast_dtype
 
@@ -530,7 +530,7 @@ def add_cli(sub) -> None:
         "training ms/iteration (one D step + one E/G step), peak memory, FLOPs (torch.utils.flop_counter), "
         "achieved GFLOP/s and its ratio to a large matmul measured in the same run, for the plain eager fp32 "
         "path and the tuned path (channels_last; bf16/fp16 autocast on CUDA; torch.compile with --paths compile); "
-        "--paths bf16 is channels_last with bf16 autocast on any device (CPUs with AMX: training's default).",
+        "--paths bf16 is channels_last with bf16 autocast on any device (CPUs with AMX or AVX512-BF16: training's default).",
     )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--presets", default="digits32,emoji64,image256", help="comma-separated presets")
