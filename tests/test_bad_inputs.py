@@ -746,6 +746,17 @@ def test_the_train_node_reads_no_folder_outside_the_input_directory(server, tmp_
 
 
 @pytest.mark.comfyui
+def test_the_train_node_refuses_to_measure_a_frame_scale_without_a_plain_background(server):
+    prompt = train_prompt("bad_inputs/A", "bad_inputs/B", "noise-frame")
+    prompt["1"]["inputs"]["frame_scale"] = 0.0  # measure it: the folders hold random noise, no object on a background
+    error = execution_error(server, prompt)
+    assert error["node_type"] == "UNITTrain" and error["exception_type"] == "ValueError"
+    assert "frame_scale 0 (measure it from the folders): domain folder_a" in error["exception_message"]
+    assert "plain background" in error["exception_message"]
+    assert not (server.models_dir / "unit" / "noise-frame" / "model.safetensors").exists()
+
+
+@pytest.mark.comfyui
 def test_the_train_node_refuses_a_run_folder_another_training_holds(server):
     folder = server.models_dir / "unit" / "locked-run"
     folder.mkdir(parents=True)

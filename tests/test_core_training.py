@@ -203,8 +203,9 @@ def test_training_time_adds_up_across_resumes(tmp_path):
     a, b = shapes_and_inversions(8)
     ckpt = tmp_path / "ckpt.safetensors"
     first = Trainer(UNIT(tiny_config()), device="cpu", seed=0)
-    first.fit(TensorImages(a), TensorImages(b), steps=2, batch_size=2, checkpoint_path=ckpt,
-              callback=lambda r: _time.sleep(0.2))
+    # several steps each: enough CPU time to show in the checkpoint's 0.1 s resolution on one fast thread
+    first.fit(TensorImages(a), TensorImages(b), steps=8, batch_size=2, checkpoint_path=ckpt,
+              callback=lambda r: _time.sleep(0.05))
     meta = read_safetensors(ckpt)[1]
     wall_1, cpu_1 = float(meta["train_seconds"]), float(meta["train_cpu_seconds"])
     assert wall_1 >= 0.4 and cpu_1 > 0
@@ -214,8 +215,8 @@ def test_training_time_adds_up_across_resumes(tmp_path):
     resumed.load_checkpoint(ckpt)
     assert resumed.clock.elapsed() == (wall_1, cpu_1)
     t0 = _time.time()
-    resumed.fit(TensorImages(a), TensorImages(b), steps=4, batch_size=2, checkpoint_path=ckpt,
-                callback=lambda r: _time.sleep(0.2))
+    resumed.fit(TensorImages(a), TensorImages(b), steps=18, batch_size=2, checkpoint_path=ckpt,
+                callback=lambda r: _time.sleep(0.05))
     second_fit = _time.time() - t0
     meta = read_safetensors(ckpt)[1]
     wall_2, cpu_2 = float(meta["train_seconds"]), float(meta["train_cpu_seconds"])

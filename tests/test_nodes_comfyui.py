@@ -285,7 +285,7 @@ def test_sample_prior_workflow_decodes_the_same_codes_in_both_domains(server):
 
 def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, train_folders):
     workflow = train_workflow(train_folders, "trained-tiny", steps=3)
-    node_of(workflow, "UNITTrain")["inputs"].update(cycle="A->B->A only", colour_anchor=30.0)
+    node_of(workflow, "UNITTrain")["inputs"].update(cycle="A->B->A only", colour_anchor=30.0, frame_scale=0.0)
     entry = server.run(workflow, timeout=170)
 
     folder = server.models_dir / "unit" / "trained-tiny"
@@ -294,6 +294,12 @@ def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, t
     assert model.config.image_size == 16 and model.config.preset == "digits32"
     assert model.config.cycle_domains == "a"  # the optional cycle input reached the trainer
     assert model.config.lambda_identity == 30.0  # and so did the colour anchor
+    # frame_scale 0: measured from the two folders (USPS digits fill more of the frame than MNIST's)
+    from unit_nodes.core.data import ImageFolderDataset
+    from unit_nodes.core.framing import measure_frame_scale
+
+    measured = measure_frame_scale(*(ImageFolderDataset(server.input_dir / f, 64, 1) for f in train_folders))
+    assert model.config.frame_scale == measured != 1.0
     assert json.loads((folder / "config.json").read_text())["image_size"] == 16
     assert Trainer.from_checkpoint(folder / CHECKPOINT_FILE).step == 3
     [translated] = saved_images(server, entry, "4")

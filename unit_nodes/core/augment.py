@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .tensors import zoom_about_centre
+
 AUGMENTATIONS = ("color", "translation", "cutout", "scale")
 
 
@@ -76,14 +78,8 @@ def scale(x: torch.Tensor, generator=None, ratio: float = 0.35) -> torch.Tensor:
     USPS digits fill the frame), an un-augmented D tells them apart by size alone, and a translator
     that cannot move pixels that far answers by redrawing strokes (thinner, broken) instead. Seen
     through random zooms, size stops being evidence and D has to judge the strokes."""
-    n = x.shape[0]
-    # the sampling grid in fp32 whatever x is: in bf16 its coordinates would be off by up to a quarter pixel
-    factor = torch.exp((torch.rand((n,), generator=generator, device=x.device) * 2 - 1) * ratio)
-    theta = torch.zeros(n, 2, 3, device=x.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / factor  # the grid maps output to input: a zoom by f reads at 1/f
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out.to(x.dtype)
+    factor = torch.exp((torch.rand((x.shape[0],), generator=generator, device=x.device) * 2 - 1) * ratio)
+    return zoom_about_centre(x, factor)
 
 
 _FUNCTIONS = {"color": color, "translation": translation, "cutout": cutout, "scale": scale}

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import GAN_MODES
+from .networks import reframe
 
 
 def kl_unit_variance(mu: torch.Tensor) -> torch.Tensor:
@@ -146,7 +147,9 @@ class UNITObjective:
               + cfg.lambda_cc_recon * (w_a * t["cycle_a"] + w_b * t["cycle_b"]))
         loss = vae + gan + cc
         if cfg.lambda_identity:
-            t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), x_a), l1(f["x_ba"].float(), x_b)
+            # the anchor is the input in the other domain's frame (config.frame_scale)
+            anchor_a, anchor_b = reframe(x_a, cfg.frame_scale), reframe(x_b, 1.0 / cfg.frame_scale)
+            t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), anchor_a), l1(f["x_ba"].float(), anchor_b)
             loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
         if cfg.lambda_fm:
             if features is None:

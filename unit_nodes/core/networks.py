@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .config import UPSAMPLE_KERNEL, UNITConfig
+from .tensors import border_colour, zoom_about_centre
 
 DOMAINS = ("a", "b")
 
@@ -250,6 +251,18 @@ def _shared_dis_tails(config: UNITConfig) -> nn.ModuleList | None:
     return nn.ModuleList(nn.Sequential(*_dis_layers(1, config)[-n:]) for _ in range(config.dis_scales))
 
 
+def reframe(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` with its content resized by ``factor`` about the image centre, H and W kept: > 1
+    enlarges (the border is cropped), < 1 shrinks. Pixels the shrunk image no longer covers take
+    each image's border colour (the median of its outermost ring: white around an emoji, black
+    around a digit); extending the edge pixels instead smears objects that touch the border
+    outward, and cost 10 FID on the Twitter emoji (83.1 against 73.2). Bilinear, differentiable."""
+    if factor == 1.0:
+        return x
+    fill = border_colour(x)
+    return zoom_about_centre(x - fill, torch.full((x.shape[0],), float(factor))) + fill
+
+
 def init_weights(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -332,9 +345,17 @@ class UNIT(nn.Module):
     def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
         return self.gen[check_domain(domain)](z)
 
+    def frame_factor(self, source: str, target: str) -> float:
+        """The resize a code of ``source`` gets when decoded into ``target`` (config.frame_scale):
+        1 within a domain and for codes of no single domain ('prior', 'mixed')."""
+        if source == target or source not in DOMAINS:
+            return 1.0
+        scale = float(self.config.frame_scale)
+        return scale if check_domain(target) == "b" else 1.0 / scale
+
     def translate(self, x: torch.Tensor, source: str, target: str | None = None) -> torch.Tensor:
         target = other_domain(source) if target is None else check_domain(target)
-        return self.decode(self.encode(x, source), target)
+        return reframe(self.decode(self.encode(x, source), target), self.frame_factor(source, target))
 
     def forward(self, x: torch.Tensor, source: str = "a") -> torch.Tensor:
         return self.translate(x, source)

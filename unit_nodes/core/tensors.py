@@ -5,6 +5,7 @@ for colour to gray), and where a model's weights live."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -38,3 +39,25 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     """Device and dtype of a UNIT model's translator weights (what its inputs must be)."""
     p = next(model.enc.parameters())
     return p.device, p.dtype
+
+
+def zoom_about_centre(x: torch.Tensor, factor: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
+    """Each image of ``x`` [B, C, H, W] with its content resized by ``factor[i]`` about the image
+    centre, H and W kept (> 1 enlarges and crops, < 1 shrinks; uncovered pixels follow
+    ``padding_mode`` of ``grid_sample``). Bilinear and differentiable; returned in x's dtype."""
+    # the sampling grid in fp32 whatever x is: in bf16 its coordinates would be off by up to a quarter pixel
+    theta = torch.zeros(x.shape[0], 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / factor.to(device=x.device, dtype=torch.float32)  # output reads input at 1/f
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    return out.to(x.dtype)
+
+
+def border_ring(x: torch.Tensor) -> torch.Tensor:
+    """[..., C, 2 (H + W) - 4]: the outermost ring of pixels of each image of ``x`` [..., C, H, W]."""
+    return torch.cat([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]], dim=-1)
+
+
+def border_colour(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, 1, 1]: each image's border colour, the per-channel median of its outermost ring."""
+    return border_ring(x).median(dim=-1).values[..., None, None]

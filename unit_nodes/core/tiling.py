@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import UNITConfig
-from .networks import pad_to_multiple
+from .networks import pad_to_multiple, reframe
 from .tensors import match_channels, model_device_dtype
 
 DEFAULT_TILE = 512
@@ -401,7 +401,8 @@ def translate_tiled(
 
     with _global_stats_context(model, x, run_whole, norm_stats, stats_size, s):
         out = tiled_map(run_tile, x, tile, overlap, context, align=s, out_device=device, progress=progress)
-    return out[..., :h, :w].to(dtype)
+    # the change of frame is one resize of the whole image, not of each tile
+    return reframe(out[..., :h, :w].to(dtype), model.frame_factor(source, target))
 
 
 @torch.inference_mode()

@@ -1,0 +1,74 @@
+"""The resize-only baselines of ``frame_scale``: the untranslated test images resized by the frame
+scale (``networks.reframe``) and scored like a translation. A pair with a frame scale must beat
+these, not only the identity, for its translation (not its resize) to count.
+
+    python bench/frame_scale_baselines.py            # emoji (eval-emoji metrics) and digits (translated-target)
+
+Prints the measured frame scales (``core.framing``, training splits) and, per direction, the
+identity and the resized input. Real images' Inception features are cached in ``--cache-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from unit_nodes.core import data
+from unit_nodes.core.framing import estimate_frame_scale
+from unit_nodes.core.networks import reframe
+from unit_nodes.tools import evaluate as ev
+from unit_nodes.tools.classifier import accuracy, load_classifier
+
+
+def emoji(args) -> None:
+    google, _, _ = data.load_emoji_arrays("google", "train", 64, args.data_root)
+    twitter, _, _ = data.load_emoji_arrays("twitter", "train", 64, args.data_root)
+    scale = estimate_frame_scale(google, twitter, ("emoji-google", "emoji-twitter"))
+    print(f"emoji: Twitter draws its emoji {scale:.4f}x the size of Google's (training splits)")
+    _, g, t = data.emoji_pairs("test", 64, args.data_root)
+    net_file = ev.find_inception(None)
+    net, cache = ev.load_inception(net_file), ev.FeatureCache(args.cache_dir)
+    real = {"google": g, "twitter": t}
+    feats = {k: cache.get(v, net_file, lambda v=v: ev.inception_features(net, v)) for k, v in real.items()}
+    for src, dst, factor in (("google", "twitter", scale), ("twitter", "google", 1 / scale)):
+        for name, y in (("identity", real[src]), (f"resized x{factor:.4f}", reframe(real[src], factor))):
+            f = feats[src] if name == "identity" else ev.inception_features(net, y)
+            print(f"  {src}->{dst} {name:<18} FID {ev.fid_from_features(f, feats[dst]):6.2f} "
+                  f"KID x1000 {1000 * ev.kid_from_features(f, feats[dst])[0]:6.2f} "
+                  f"L1 {float(ev.l1_01(y, real[dst]).mean()):.4f} SSIM {float(ev.ssim(y, real[dst]).mean()):.4f}",
+                  flush=True)
+
+
+def digits(args) -> None:
+    def stack(name, split):
+        ds = data.load_domain(name, split, 32, root=args.data_root)
+        return ds.batch(range(len(ds)))  # (images, labels)
+
+    mnist, usps = stack("mnist", "train")[0], stack("usps", "train")[0]
+    scale = estimate_frame_scale(mnist, usps, ("mnist", "usps"))
+    print(f"digits: USPS draws its digits {scale:.4f}x the size of MNIST's (training sets, 32 px)")
+    # translated-target: the source classifier reads the target test set (translated, or here resized)
+    for task, target, source, factor in (("mnist->usps", "usps", "mnist", 1 / scale),
+                                         ("usps->mnist", "mnist", "usps", scale)):
+        x, labels = stack(target, "test")
+        clf = load_classifier(ev.classifier_path(task))
+        print(f"  {task} the {source} classifier reads the {target} test set: as it is "
+              f"{100 * accuracy(clf, x, labels):.2f} %, resized x{factor:.4f} {100 * accuracy(clf, reframe(x, factor), labels):.2f} %",
+              flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=None, help="data root (default: the project's)")
+    p.add_argument("--cache-dir", default="runs/featcache", help="Inception features of the real images")
+    p.add_argument("--only", choices=("emoji", "digits"), default=None)
+    args = p.parse_args()
+    if args.only in (None, "digits"):
+        digits(args)
+    if args.only in (None, "emoji"):
+        emoji(args)
+
+
+if __name__ == "__main__":
+    main()
