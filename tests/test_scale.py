@@ -47,7 +47,7 @@ def test_resize_training_translates_at_the_training_scale_and_returns_the_input_
 def test_usps_at_16px_is_translated_far_better_at_the_training_scale():
     """The bundled 32 px digit pair on USPS digits at their native 16 px: resizing to the
     training scale lets the MNIST classifier read the translations (the issue measured
-    40 % vs 87 %)."""
+    40 % vs 87 %; the pair with its frame scale, on these 400 digits: 86 % vs 98 %)."""
     from unit_nodes.tools.classifier import accuracy, load_classifier
     from unit_nodes.core.data import DigitDataset
     from unit_nodes.core.sources import resolve
@@ -65,7 +65,7 @@ def test_usps_at_16px_is_translated_far_better_at_the_training_scale():
     rescaled = inference.translate(model, x, "b", "a", resize="training")
     read = lambda y: accuracy(clf, inference.resize_images(y, (32, 32)), labels)  # noqa: E731
     acc_native, acc_rescaled = read(native), read(rescaled)
-    assert acc_rescaled > 0.8 and acc_rescaled > acc_native + 0.2, (acc_native, acc_rescaled)
+    assert acc_rescaled > 0.9 and acc_rescaled > acc_native + 0.08, (acc_native, acc_rescaled)
 
 
 def test_cli_warns_at_a_far_scale_and_resizes_on_request(tmp_path):
