@@ -24,6 +24,11 @@ UPSAMPLE_KERNEL = {"nearest": 5, "transpose": 4, "bilinear": 3}
 UPSAMPLE_MODES = tuple(UPSAMPLE_KERNEL)
 
 
+# How far a translation may resize (UNITConfig.frame_scale, and its inverse): the field's bounds,
+# shared by the config check, the measurement (core.framing) and the Train node's input.
+FRAME_SCALE_RANGE = (0.5, 2.0)
+
+
 class ConfigError(ValueError):
     """A configuration value is impossible; the message names the field and the value."""
 
@@ -224,8 +229,9 @@ class UNITConfig:
         need(int(self.gan_warmup_steps) == self.gan_warmup_steps and self.gan_warmup_steps >= 0, "gan_warmup_steps",
              "must be a whole number of steps >= 0 (0 is the paper: the GAN terms from the first step)")
         need(0 < float(self.code_gain) <= 100, "code_gain", "must be in (0, 100] (1 is the paper)")
-        need(0.5 <= float(self.frame_scale) <= 2, "frame_scale",
-             "must be in [0.5, 2]: how much larger objects are drawn in domain B than in A (1 is the paper)")
+        lo, hi = FRAME_SCALE_RANGE
+        need(lo <= float(self.frame_scale) <= hi, "frame_scale",
+             f"must be in [{lo:g}, {hi:g}]: how much larger objects are drawn in domain B than in A (1 is the paper)")
         need(0 <= self.ema_decay < 1, "ema_decay",
              "must be in [0, 1) (0 disables the moving average)")
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .config import FRAME_SCALE_RANGE
 from .tensors import border_ring
 
 # how far (in [-1, 1] units, any channel) a pixel must be from the border colour to count as object
@@ -55,7 +56,7 @@ def estimate_frame_scale(images_a: torch.Tensor, images_b: torch.Tensor, names=(
     """How much larger objects are drawn in B than in A (config.frame_scale): the ratio of the two
     domains' mean object radii. Raises FrameScaleError when a domain has no plain background (fewer
     than half of its border pixels of one colour) or no object, or when the ratio is outside the
-    field's [0.5, 2]."""
+    field's FRAME_SCALE_RANGE."""
     means = []
     for images, name in ((images_a, names[0]), (images_b, names[1])):
         colour, share = background_colour(images)
@@ -70,9 +71,10 @@ def estimate_frame_scale(images_a: torch.Tensor, images_b: torch.Tensor, names=(
             raise FrameScaleError(f"domain {name}: no image shows anything but its background colour")
         means.append(float(usable.mean()))
     scale = means[1] / means[0]
-    if not 0.5 <= scale <= 2:
+    lo, hi = FRAME_SCALE_RANGE
+    if not lo <= scale <= hi:
         raise FrameScaleError(f"objects in {names[1]} measure {scale:.3g}x those in {names[0]}, outside the "
-                              f"[0.5, 2] a translation may resize by: are these two domains of one kind of object?")
+                              f"[{lo:g}, {hi:g}] a translation may resize by: are these two domains of one kind of object?")
     return scale
 
 

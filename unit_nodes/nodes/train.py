@@ -15,7 +15,7 @@ from comfy.utils import ProgressBar
 from comfy_api.v0_0_2 import io
 
 from ..core import run
-from ..core.config import PRESET_TRAINING, PRESETS, ConfigError
+from ..core.config import FRAME_SCALE_RANGE, PRESET_TRAINING, PRESETS, ConfigError
 from ..core.progress import BreakdownWatch, StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
@@ -80,9 +80,10 @@ def requested_fields(image_size, channels, learning_rate, steps, cycle="both (pa
         raise ValueError(f"cycle must be one of {list(CYCLE_CHOICES)}, got {cycle!r}")
     if not math.isfinite(float(colour_anchor)) or float(colour_anchor) < 0:
         raise ValueError(f"colour_anchor must be a finite number >= 0 (0: no anchor, the paper), got {colour_anchor}")
-    if not math.isfinite(float(frame_scale)) or not 0.5 <= float(frame_scale) <= 2:
-        raise ValueError(f"frame_scale must be between 0.5 and 2 (1: no resize, the paper; 0 measures it from the "
-                         f"folders), got {frame_scale}")
+    lo, hi = FRAME_SCALE_RANGE
+    if not math.isfinite(float(frame_scale)) or not lo <= float(frame_scale) <= hi:
+        raise ValueError(f"frame_scale must be between {lo:g} and {hi:g} (1: no resize, the paper; 0 measures it from "
+                         f"the folders), got {frame_scale}")
     fields = dict(channels_a=CHANNELS[channels], channels_b=CHANNELS[channels], image_size=int(image_size),
                   total_steps=max(1, int(steps)), cycle_domains=CYCLE_CHOICES[cycle],
                   lambda_identity=float(colour_anchor))
@@ -228,7 +229,7 @@ class TrainUNIT(io.ComfyNode):
                                        "gray digits -> coloured ones), since the anchor holds every translation to its "
                                        "input's colours. It replaces an init_model's own value; resuming a run takes the value it "
                                        "was started with (another is refused, naming lambda_identity)."),
-                io.Float.Input("frame_scale", default=1.0, min=0.0, max=2.0, step=0.001, round=0.0001, optional=True,
+                io.Float.Input("frame_scale", default=1.0, min=0.0, max=FRAME_SCALE_RANGE[1], step=0.001, round=0.0001, optional=True,
                                tooltip="How much larger objects are drawn in folder B than in folder A (config field "
                                        "frame_scale): every translation is resized by it (A -> B by the value, B -> A "
                                        "by its inverse), since the networks cannot resize a whole image. 1 (default, "
