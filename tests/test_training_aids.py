@@ -511,3 +511,56 @@ def test_gan_warmup_trains_without_d_then_resumes_exactly_across_the_switch(tmp_
     with pytest.raises(ConfigError, match="gan_warmup_steps"):
         tiny_config(gan_warmup_steps=-1)
     assert UNITConfig().gan_warmup_steps == 0
+
+
+def test_reconstruction_critic_adds_its_weighted_terms_and_is_off_by_default():
+    """lambda_gan_recon: D_i's loss gains lambda * GAN(D_i(x_ii) is fake) and E+G's lambda *
+    GAN(D_i(x_ii) passes as real), per domain; the translations' terms are unchanged."""
+    from unit_nodes.core.losses import GANLoss, UNITObjective
+
+    assert UNITConfig().lambda_gan_recon == 0.0
+    r, x_a, x_b, f = random_translator_pass(seed=3)
+    d_ba, d_ab, d_aa, d_bb = ([r(2, 1, 2, 2), r(2, 1, 1, 1)] for _ in range(4))
+    real_a, real_b = [r(2, 1, 2, 2)], [r(2, 1, 2, 2)]
+    gan = GANLoss("lsgan")
+    base, base_terms = UNITObjective(tiny_config()).translator(x_a, x_b, f, d_ba, d_ab)
+    assert not any(k.startswith("g_gan_rec") for k in base_terms)
+    loss, terms = UNITObjective(tiny_config(lambda_gan_recon=3.0)).translator(x_a, x_b, f, d_ba, d_ab,
+                                                                              d_on_recon=(d_aa, d_bb))
+    torch.testing.assert_close(terms["g_gan_rec_a"], gan.generator_loss(d_aa))
+    torch.testing.assert_close(loss - base, 3.0 * (gan.generator_loss(d_aa) + gan.generator_loss(d_bb)))
+    d_base, _ = UNITObjective(tiny_config()).discriminator(real_a, d_ba, real_b, d_ab)
+    d_loss, d_terms = UNITObjective(tiny_config(lambda_gan_recon=3.0)).discriminator(real_a, d_ba, real_b, d_ab,
+                                                                                     None, d_aa, d_bb)
+    torch.testing.assert_close(d_loss - d_base, 3.0 * (gan(d_aa, False) + gan(d_bb, False)))
+    for call in (lambda o: o.translator(x_a, x_b, f, d_ba, d_ab), lambda o: o.discriminator(real_a, d_ba, real_b, d_ab)):
+        with pytest.raises(ValueError, match="reconstructions"):
+            call(UNITObjective(tiny_config(lambda_gan_recon=1.0)))
+    with pytest.raises(ConfigError, match="lambda_gan_recon"):
+        tiny_config(lambda_gan_recon=-1.0)
+
+
+@pytest.mark.parametrize("dis_norm", ["none", "batch"])
+def test_reconstruction_critic_trains_d_on_reconstructions_and_g_against_it(dis_norm):
+    """With lambda_gan_recon D's step sees the reconstructions as fakes (D moves differently
+    from the same state), E+G's step is pushed by D's verdict on them (G moves differently),
+    D's weights do not move in E+G's step, and a warm start still skips D."""
+    x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    dis_after, gen_after = {}, {}
+    for weight in (0.0, 5.0):
+        torch.manual_seed(0)
+        trainer = Trainer(UNIT(tiny_config(lambda_gan_recon=weight, dis_norm=dis_norm, dis_scales=2)), device="cpu")
+        fwd = trainer.forward(x_a, x_b)
+        d_losses = trainer.d_step(x_a, x_b, fwd)
+        assert ({"d_rec_a", "d_rec_b"} <= set(d_losses)) == bool(weight)
+        dis_after[weight] = [p.detach().clone() for p in trainer.model.dis.parameters()]
+        losses = trainer.g_step(x_a, x_b, fwd)
+        assert all(torch.equal(a, b) for a, b in zip(dis_after[weight], trainer.model.dis.parameters()))
+        assert ({"g_gan_rec_a", "g_gan_rec_b"} <= set(losses)) == bool(weight)
+        gen_after[weight] = [p.detach().clone() for p in trainer.model.gen["a"].parameters()]
+        assert all(torch.isfinite(torch.tensor(v)) for v in trainer.train_step(x_a, x_b).values())
+    assert not all(torch.equal(a, b) for a, b in zip(dis_after[0.0], dis_after[5.0]))
+    assert not all(torch.equal(a, b) for a, b in zip(gen_after[0.0], gen_after[5.0]))
+    trainer = Trainer(UNIT(tiny_config(lambda_gan_recon=5.0, gan_warmup_steps=2)), device="cpu")
+    losses = trainer.train_step(x_a, x_b)
+    assert "d_a" not in losses and "g_gan_rec_a" not in losses

@@ -108,24 +108,35 @@ class UNITObjective:
         self.config = config
         self.gan = GANLoss(config.gan_mode)
 
-    def discriminator(self, real_a, fake_a, real_b, fake_b,
-                      gan_weight: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def discriminator(self, real_a, fake_a, real_b, fake_b, gan_weight: float | None = None,
+                      recon_a=None, recon_b=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D_a, D_b outputs on real images and on (detached) translations into their domain.
-        ``gan_weight``: lambda0 at this step (default ``config.lambda_gan``; see ``Trainer.gan_weight_at``)."""
+        ``gan_weight``: lambda0 at this step (default ``config.lambda_gan``; see ``Trainer.gan_weight_at``).
+        ``recon_a``/``recon_b`` (needed when lambda_gan_recon > 0): D_i's outputs on the (detached)
+        reconstructions of domain i, a second kind of fake weighted ``config.lambda_gan_recon``."""
         d_a = self.gan.discriminator_loss(real_a, fake_a)
         d_b = self.gan.discriminator_loss(real_b, fake_b)
-        return self._gan_weight(gan_weight) * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
+        loss, terms = self._gan_weight(gan_weight) * (d_a + d_b), {"d_a": d_a, "d_b": d_b}
+        if self.config.lambda_gan_recon:
+            if recon_a is None or recon_b is None:
+                raise ValueError("lambda_gan_recon > 0 needs D's outputs on the reconstructions")
+            terms["d_rec_a"], terms["d_rec_b"] = self.gan(recon_a, False), self.gan(recon_b, False)
+            loss = loss + self.config.lambda_gan_recon * (terms["d_rec_a"] + terms["d_rec_b"])
+        return loss, terms
 
     def _gan_weight(self, gan_weight: float | None) -> float:
         return self.config.lambda_gan if gan_weight is None else gan_weight
 
     def translator(self, x_a, x_b, f: dict[str, torch.Tensor], d_a_on_ba, d_b_on_ab,
                    features: dict[str, list[torch.Tensor]] | None = None,
-                   gan_weight: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   gan_weight: float | None = None,
+                   d_on_recon: tuple | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``f``: the TranslatorPass outputs; ``d_a_on_ba``: D_a's outputs on x_ba (translations into A);
         ``features`` (needed when lambda_fm > 0): for each domain i, D_i's hidden activations of
         the batch [x_i; x_ii; x_iji] (image, reconstruction, cycle reconstruction); ``gan_weight``:
-        lambda0 at this step (default ``config.lambda_gan``); D's outputs may be None when it is 0."""
+        lambda0 at this step (default ``config.lambda_gan``); D's outputs may be None when it is 0;
+        ``d_on_recon`` (when lambda_gan_recon > 0 outside a warm start): D_a's outputs on x_aa and
+        D_b's on x_bb."""
         cfg = self.config
         x_a, x_b = x_a.float(), x_b.float()
         t = {
@@ -151,6 +162,11 @@ class UNITObjective:
             anchor_a, anchor_b = reframe(x_a, cfg.frame_scale), reframe(x_b, 1.0 / cfg.frame_scale)
             t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), anchor_a), l1(f["x_ba"].float(), anchor_b)
             loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
+        if cfg.lambda_gan_recon and d_on_recon is not None:
+            t["g_gan_rec_a"], t["g_gan_rec_b"] = (self.gan.generator_loss(o) for o in d_on_recon)
+            loss = loss + cfg.lambda_gan_recon * (t["g_gan_rec_a"] + t["g_gan_rec_b"])
+        elif cfg.lambda_gan_recon and self._gan_weight(gan_weight) != 0:
+            raise ValueError("lambda_gan_recon > 0 needs D's outputs on the reconstructions")
         if cfg.lambda_fm:
             if features is None:
                 raise ValueError("lambda_fm > 0 needs D's features of the images and their reconstructions")

@@ -380,8 +380,18 @@ class Trainer:
             x_a, x_b = x_a.detach().requires_grad_(True), x_b.detach().requires_grad_(True)
         with self._autocast(), self._critic_weights_once():
             aug = self._augment
-            real_a, fake_a, real_b, fake_b = self.d_pass(aug(x_a), aug(fwd["x_ba"].detach()), aug(x_b), aug(fwd["x_ab"].detach()))
-            loss, terms = self.objective.discriminator(real_a, fake_a, real_b, fake_b, self.gan_weight_at(self.step))
+            fake_a, fake_b = fwd["x_ba"].detach(), fwd["x_ab"].detach()
+            n_a, n_b = fake_a.shape[0], fake_b.shape[0]
+            with_recon = bool(self.config.lambda_gan_recon)
+            if with_recon:  # reconstructions are a second kind of fake, in the same D forward
+                fake_a, fake_b = torch.cat([fake_a, fwd["x_aa"].detach()]), torch.cat([fake_b, fwd["x_bb"].detach()])
+            real_a, fake_a, real_b, fake_b = self.d_pass(aug(x_a), aug(fake_a), aug(x_b), aug(fake_b))
+            recon_a = recon_b = None
+            if with_recon:
+                recon_a, fake_a = [o[n_a:] for o in fake_a], [o[:n_a] for o in fake_a]
+                recon_b, fake_b = [o[n_b:] for o in fake_b], [o[:n_b] for o in fake_b]
+            loss, terms = self.objective.discriminator(real_a, fake_a, real_b, fake_b, self.gan_weight_at(self.step),
+                                                       recon_a, recon_b)
         if r1:
             terms["r1"] = r1_penalty([real_a, real_b], [x_a, x_b])
             loss = loss + 0.5 * self.config.r1_gamma * terms["r1"]
@@ -402,17 +412,32 @@ class Trainer:
                 features = {d: self._dis_features(dis[d], x, fwd[f"x_{d}{d}"], fwd[cyc])
                             for d, x, cyc in (("a", x_a, "x_aba"), ("b", x_b, "x_bab"))}
             gan_weight = self.gan_weight_at(self.step)
+            d_on_recon = None
             if self.warming_up:  # no adversarial term yet: D's outputs would only be multiplied by 0
                 d_a_on_ba = d_b_on_ab = None
+            elif self.config.lambda_gan_recon:  # translations and reconstructions must both fool D
+                d_a_on_ba, d_a_on_aa = self._critic_pair(dis["a"], fwd["x_ba"], fwd["x_aa"])
+                d_b_on_ab, d_b_on_bb = self._critic_pair(dis["b"], fwd["x_ab"], fwd["x_bb"])
+                d_on_recon = (d_a_on_aa, d_b_on_bb)
             else:  # translations into A must fool D_a, translations into B D_b
                 d_a_on_ba, d_b_on_ab = dis["a"](self._augment(fwd["x_ba"])), dis["b"](self._augment(fwd["x_ab"]))
-            loss, terms = self.objective.translator(x_a, x_b, fwd, d_a_on_ba, d_b_on_ab, features, gan_weight)
+            loss, terms = self.objective.translator(x_a, x_b, fwd, d_a_on_ba, d_b_on_ab, features, gan_weight,
+                                                    d_on_recon)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self._clip(self.opt_g)
         self.scaler.step(self.opt_g)
         self.model.dis.requires_grad_(True)
         return {"g_total": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def _critic_pair(self, dis, first: torch.Tensor, second: torch.Tensor) -> tuple[list, list]:
+        """D's (augmented) outputs on two batches: one forward unless D batch-normalises, where
+        the batches must not share statistics."""
+        if self.config.dis_norm == "batch":
+            return dis(self._augment(first)), dis(self._augment(second))
+        n = first.shape[0]
+        out = dis(self._augment(torch.cat([first, second])))
+        return [o[:n] for o in out], [o[n:] for o in out]
 
     def _dis_features(self, dis, x: torch.Tensor, rec: torch.Tensor, cyc: torch.Tensor) -> list[torch.Tensor]:
         """D's hidden activations of [x; rec; cyc] (un-augmented: the pairs must stay aligned)."""
