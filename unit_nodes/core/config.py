@@ -129,7 +129,7 @@ class UNITConfig:
     # that every translation inherits. A critic on the reconstructions asks for one sharp
     # drawing instead. Off during gan_warmup_steps; not scaled by lambda_gan_late_scale.
     # 10 was level with 0 on the emoji default run (two seeds, mean FID 97.1 / 81.0 against
-    # 96.2 / 81.0; 1.1x the time per step; docs/RESULTS.md item 000000000000000000000000000).
+    # 96.2 / 81.0; about 1.1x the time per step; docs/RESULTS.md item 000000000000000000000000000).
     # 0 is the paper.
     lambda_gan_recon: float = 0.0
     # R1 (Mescheder et al. 2018): r1_gamma / 2 * E|grad_x D_i(x)|^2 on real images, added to
