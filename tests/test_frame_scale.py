@@ -106,6 +106,64 @@ def test_frame_scale_is_saved_with_the_weights_and_bounded(tmp_path):
             tiny_config(frame_scale=bad)
 
 
+def test_a_domain_fill_shows_background_where_each_images_border_colour_would_widen_the_object():
+    # an object touching the border (as many Twitter emoji do): its border colour is the object's own
+    x = torch.tensor([0.8, 0.6, -0.9])[None, :, None, None].repeat(1, 1, 32, 32)  # a yellow face filling the frame
+    x[..., :, 14:18] = 1.0  # with a white stripe
+    own = reframe(x, 0.8)
+    white = reframe(x, 0.8, (1.0, 1.0, 1.0))
+    inner = (slice(None), slice(None), slice(8, 24), slice(8, 24))
+    torch.testing.assert_close(white[inner], own[inner])  # what the shrunk image covers is the same
+    assert own[0, :, 16, 0].tolist() == pytest.approx([0.8, 0.6, -0.9])  # widened into the uncovered ring
+    assert white[0, :, 16, 0].tolist() == pytest.approx([1.0, 1.0, 1.0])  # background there
+    torch.testing.assert_close(reframe(x, 1.25, (1.0, 1.0, 1.0)), reframe(x, 1.25), atol=1e-5, rtol=0)  # enlarging uncovers nothing
+    with pytest.raises(ValueError, match="1 value"):
+        reframe(x, 0.8, (1.0,))
+
+
+def test_the_fields_give_each_target_domain_its_fill_in_training_and_at_inference():
+    from unit_nodes.core.losses import UNITObjective, l1
+
+    torch.manual_seed(0)
+    white, black = (1.0,), (-1.0,)
+    model = UNIT(tiny_config(norm="instance", frame_scale=0.75, lambda_identity=2.0,
+                             frame_fill_a="#ffffff", frame_fill_b="#000000"))
+    assert model.frame_fill("a") == white and model.frame_fill("b") == black
+    x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    trainer, plain = Trainer(model, device="cpu", seed=3), Trainer(model, device="cpu", seed=3)
+    plain.g_pass.frame_scale = 1.0
+    with torch.no_grad():
+        f, p = trainer.forward(x_a, x_b), plain.forward(x_a, x_b)
+        torch.testing.assert_close(f["x_ab"], reframe(p["x_ab"], 0.75, black))  # A -> B shrinks here: B's fill
+        torch.testing.assert_close(f["x_ba"], reframe(p["x_ba"], 1 / 0.75, white))
+        assert float(f["x_ab"][..., 0, :].min()) == -1.0 == float(f["x_ab"][..., 0, :].max())
+        d = [torch.zeros(2, 1, 4, 4)]
+        _, terms = UNITObjective(model.config).translator(x_a, x_b, f, d, d)
+        torch.testing.assert_close(terms["identity_a"], l1(f["x_ab"], reframe(x_a, 0.75, black)))
+        model.eval()
+        raw = model.decode(model.encode(x_a, "a"), "b")
+        torch.testing.assert_close(model.translate(x_a, "a"), reframe(raw, 0.75, black))
+        torch.testing.assert_close(inf.translate(model, x_a, "a", tile=None), reframe(raw, 0.75, black))
+        latent = inf.encode(model, x_a, "a", tile=None)
+        torch.testing.assert_close(inf.decode(model, latent, "b", tile=None), reframe(raw, 0.75, black))
+
+
+def test_the_fill_fields_are_saved_checked_and_default_to_each_images_border(tmp_path):
+    assert UNITConfig().frame_fill_a == "" and PAPER_TRAINING["frame_fill_b"] == ""
+    model = UNIT(tiny_config(channels_a=3, channels_b=1, frame_scale=1.1, frame_fill_a="#FF8000",
+                             frame_fill_b="#202020"), discriminators=False)
+    assert model.frame_fill("a") == pytest.approx((1.0, 128 / 127.5 - 1, -1.0)) and model.frame_fill("b") == pytest.approx((32 / 127.5 - 1,))
+    save_model(model, tmp_path / "m")
+    assert load_model(tmp_path / "m").config.frame_fill_a == "#FF8000"
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    del cfg["frame_fill_a"], cfg["frame_fill_b"]  # a file written before the fields existed
+    assert UNITConfig.from_dict(cfg).frame_fill_a == "" and UNIT(UNITConfig.from_dict(cfg)).frame_fill("b") is None
+    for field_, value, match in (("frame_fill_a", "white", "#rrggbb"), ("frame_fill_a", "#ffffzz", "hexadecimal"),
+                                 ("frame_fill_b", "#ff0000", "gray"), ("frame_fill_a", "#fff", "#rrggbb")):
+        with pytest.raises(ConfigError, match=rf"{field_}.*{match}"):
+            tiny_config(channels_a=3, channels_b=1, **{field_: value})
+
+
 def squares_on(background: float, side: int, n: int = 24, size: int = 32, seed: int = 0) -> torch.Tensor:
     """Squares of one side at random places, of random shades far from ``background``."""
     g = torch.Generator().manual_seed(seed)
@@ -149,6 +207,11 @@ def test_the_emoji_frame_scale_on_the_real_training_sets():
     twitter, _, _ = data.load_emoji_arrays("twitter", "train", 64)
     # Twitter draws its emoji larger; the emoji pair's measured value (docs/RESULTS.md)
     assert estimate_frame_scale(google, twitter) == pytest.approx(1.0592, abs=5e-5)
+    # and both draw on white: the fill of what a shrunk translation uncovers (config.frame_fill_a/b)
+    from unit_nodes.core.framing import background_colour, colour_hex
+
+    assert [colour_hex(background_colour(x)[0]) for x in (google, twitter)] == ["#ffffff", "#ffffff"]
+    assert colour_hex(torch.tensor([-1.0])) == "#000000" and colour_hex(torch.tensor([1.0, 0.0, -1.0])) == "#ff8000"
 
 
 def square_pngs(folder, side: int, count: int = 6, seed: int = 0):
@@ -176,6 +239,8 @@ def test_train_measures_the_frame_scale_with_auto_and_refuses_photos(tmp_path, c
     err = capsys.readouterr().err
     measured = load_model(tmp_path / "run").config.frame_scale
     assert measured == pytest.approx(1.5, rel=0.05) and f"frame_scale {measured}" in err
+    config = load_model(tmp_path / "run").config  # and each domain's background, white here, as the fill
+    assert (config.frame_fill_a, config.frame_fill_b) == ("#ffffff", "#ffffff") and "#ffffff / #ffffff" in err
     # resuming with the same command measures the same value: no change of settings to refuse
     assert cli.main(["train", "--domain-a", str(small), "--domain-b", str(large), "--out", str(tmp_path / "run"),
                      "--frame-scale", "auto", "--resume", "--steps", "2", "--sample-every", "0"]) == 0
@@ -185,6 +250,12 @@ def test_train_measures_the_frame_scale_with_auto_and_refuses_photos(tmp_path, c
     assert cli.main(["train", "--domain-a", str(small), "--domain-b", str(large), "--out", str(tmp_path / "given"),
                      "--frame-scale", "0.9", *tiny]) == 0
     assert load_model(tmp_path / "given").config.frame_scale == 0.9
+    assert load_model(tmp_path / "given").config.frame_fill_a == ""  # nothing measured: each image's border
+    # a fill given with --set stands against the measured one
+    assert cli.main(["train", "--domain-a", str(small), "--domain-b", str(large), "--out", str(tmp_path / "set"),
+                     "--frame-scale", "auto", "--set", "frame_fill_b=#808080", *tiny]) == 0
+    config = load_model(tmp_path / "set").config
+    assert (config.frame_fill_a, config.frame_fill_b) == ("#ffffff", "#808080")
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -75,7 +75,8 @@ def add_train(sub) -> None:
                    help="how much larger objects are drawn in domain B than in A; every translation is resized by it "
                         "(config field frame_scale; default 1, the paper). 'auto' measures it from the two training sets "
                         "(objects on a plain background: emoji, icons, digits; refused for photos): USPS digits 1.35x "
-                        "MNIST's, Twitter emoji 1.059x Google's")
+                        "MNIST's, Twitter emoji 1.059x Google's; 'auto' also sets each domain's background colour "
+                        "as the fill of the border a shrunk translation uncovers (frame_fill_a/b, unless --set gives them)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any UNITConfig field, e.g. --set lambda_gan=1 --set n_shared=0 (repeatable)")
     p.set_defaults(func=run_train)
@@ -120,25 +121,29 @@ def _natural_channels(spec: str) -> int | None:
 SEED_MAX = 2**63 - 1
 
 
-def _frame_scale(args) -> float:
-    """--frame-scale: a number, or 'auto' measured from the two training sets (core.framing)."""
+def _frame_fields(args) -> dict:
+    """--frame-scale: a number (config.frame_scale), or 'auto': the scale and each domain's
+    background colour (frame_fill_a/b, what a shrunk translation uncovers) measured from the two
+    training sets (core.framing)."""
     if args.frame_scale != "auto":
         try:
-            return float(args.frame_scale)
+            return dict(frame_scale=float(args.frame_scale))
         except ValueError:
             raise UserError(f"--frame-scale must be 'auto' or a number, got {args.frame_scale!r}") from None
     from .core import data
-    from .core.framing import FrameScaleError, measure_frame_scale
+    from .core.framing import FrameScaleError, measure_frame_fills, measure_frame_scale
 
     # at 64 px whatever the training size: the measure is a ratio of sizes relative to the frame
     sets = [data.load_domain(spec, "train", 64, root=args.data_root) for spec in (args.domain_a, args.domain_b)]
+    names = (args.domain_a, args.domain_b)
     try:
-        scale = measure_frame_scale(*sets, names=(args.domain_a, args.domain_b))
+        scale = measure_frame_scale(*sets, names=names)
+        fill_a, fill_b = measure_frame_fills(*sets, names=names)
     except FrameScaleError as exc:
         raise UserError(f"--frame-scale auto: {exc}") from None
-    print(f"frame_scale {scale}: objects in {args.domain_b} are drawn {scale}x the size of those in {args.domain_a}",
-          file=sys.stderr)
-    return scale
+    print(f"frame_scale {scale}: objects in {args.domain_b} are drawn {scale}x the size of those in {args.domain_a}; "
+          f"backgrounds {fill_a} / {fill_b} (frame_fill_a / frame_fill_b)", file=sys.stderr)
+    return dict(frame_scale=scale, frame_fill_a=fill_a, frame_fill_b=fill_b)
 
 
 def _check_seed(seed: int) -> None:
@@ -289,7 +294,10 @@ def _train_locked(args, out: Path) -> int:
         requested["channels_b"] = args.channels_b
 
     if args.frame_scale is not None:
-        requested["frame_scale"] = _frame_scale(args)
+        measured = _frame_fields(args)
+        requested["frame_scale"] = measured.pop("frame_scale")
+        for name, value in measured.items():  # a fill given by --set stands
+            requested.setdefault(name, value)
 
     device = resolve_device(args.device)
     rank = 0

@@ -33,6 +33,25 @@ class ConfigError(ValueError):
     """A configuration value is impossible; the message names the field and the value."""
 
 
+def fill_colour(hex_colour: str, channels: int) -> tuple[float, ...] | None:
+    """A frame_fill field's "#rrggbb" as ``channels`` values in [-1, 1] (the images' range), or
+    None for "" (each image's own border colour). Raises ValueError naming what is wrong."""
+    if hex_colour == "":
+        return None
+    if not isinstance(hex_colour, str) or len(hex_colour) != 7 or hex_colour[0] != "#":
+        raise ValueError('must be "" (each image\'s border colour) or a colour "#rrggbb", e.g. "#ffffff" for white')
+    try:
+        rgb = tuple(int(hex_colour[i:i + 2], 16) / 127.5 - 1.0 for i in (1, 3, 5))
+    except ValueError:
+        raise ValueError(f'{hex_colour!r} is not a colour "#rrggbb" of hexadecimal digits') from None
+    if channels == 1:
+        if len({hex_colour[1:3].lower(), hex_colour[3:5].lower(), hex_colour[5:7].lower()}) != 1:
+            raise ValueError(f"the domain is gray (1 channel): give a gray colour, r = g = b (e.g. \"#000000\"), "
+                             f"not {hex_colour!r}")
+        return rgb[:1]
+    return rgb
+
+
 @dataclass
 class UNITConfig:
     # --- data / domains -------------------------------------------------------------
@@ -176,6 +195,16 @@ class UNITConfig:
     # ``core.framing.measure_frame_scale`` (``train --frame-scale auto``, Train UNIT's frame_scale 0)
     # measures it from two sets of objects on a plain background; photos have none. 1 is the paper.
     frame_scale: float = 1.0
+    # The colour of the border a shrunk translation no longer covers, per target domain, as "#rrggbb"
+    # (gray for a 1-channel domain); "" takes each image's own border colour (the median of its
+    # outermost ring), which is the object's colour where an object touches the border (many of
+    # Twitter's emoji): the ring then widens the object instead of showing background. A domain's
+    # background colour (``core.framing.background_hex``; white for both emoji styles) keeps it
+    # background: the Twitter test emoji shrunk to Google's frame score FID 73.15 with white against
+    # 75.90 with each image's colour (docs/RESULTS.md item 00000000000000000000000000). "" is the
+    # behaviour before these fields; with frame_scale 1 nothing is resized and they do nothing.
+    frame_fill_a: str = ""
+    frame_fill_b: str = ""
 
     preset: str = ""  # informational: which preset this config started from
 
@@ -246,6 +275,11 @@ class UNITConfig:
         lo, hi = FRAME_SCALE_RANGE
         need(lo <= float(self.frame_scale) <= hi, "frame_scale",
              f"must be in [{lo:g}, {hi:g}]: how much larger objects are drawn in domain B than in A (1 is the paper)")
+        for name, channels in (("frame_fill_a", self.channels_a), ("frame_fill_b", self.channels_b)):
+            try:
+                fill_colour(getattr(self, name), channels)
+            except ValueError as exc:
+                need(False, name, str(exc))
         need(0 <= self.ema_decay < 1, "ema_decay",
              "must be in [0, 1) (0 disables the moving average)")
         try:
@@ -429,7 +463,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
                                       mirrored_init=False, lambda_fm=0.0, code_gain=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
                                       lambda_gan_recon=0.0, lambda_gan_late_scale=1.0, gan_warmup_steps=0,
-                                      dis_spectral_norm=False, frame_scale=1.0,
+                                      dis_spectral_norm=False, frame_scale=1.0, frame_fill_a="", frame_fill_b="",
                                       gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")

@@ -35,6 +35,13 @@ def background_colour(images: torch.Tensor) -> tuple[torch.Tensor, float]:
     return colour, share
 
 
+def colour_hex(colour: torch.Tensor) -> str:
+    """A colour [C] in [-1, 1] as the "#rrggbb" of config.frame_fill_a/b (gray for one channel)."""
+    values = [round((float(v) + 1.0) * 127.5) for v in colour.clamp(-1, 1)]
+    values = values * 3 if len(values) == 1 else values
+    return "#" + "".join(f"{v:02x}" for v in values)
+
+
 def object_radii(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     """Per image [N, C, H, W] in [-1, 1]: the radius of gyration of its foreground (the pixels
     that differ from ``background`` [C]) as a fraction of the shorter side; NaN without one."""
@@ -89,3 +96,16 @@ def measure_frame_scale(dataset_a, dataset_b, names=("A", "B"), limit: int = 200
     """``estimate_frame_scale`` over up to ``limit`` images of each training set, rounded to 4
     decimals (the value a config records); raises FrameScaleError as it does."""
     return round(estimate_frame_scale(_sample(dataset_a, limit), _sample(dataset_b, limit), names), 4)
+
+
+def measure_frame_fills(dataset_a, dataset_b, names=("A", "B"), limit: int = 2000) -> tuple[str, str]:
+    """Each domain's background colour (the median of its training images' border pixels) as
+    config.frame_fill_a/b; raises FrameScaleError for a domain without a plain background."""
+    fills = []
+    for dataset, name in ((dataset_a, names[0]), (dataset_b, names[1])):
+        colour, share = background_colour(_sample(dataset, limit))
+        if share < PLAIN_BORDER_SHARE:
+            raise FrameScaleError(f"domain {name}: only {share:.0%} of the images' border pixels share one colour, so it "
+                                  f"has no background colour to fill with: leave frame_fill at \"\" (each image's border)")
+        fills.append(colour_hex(colour))
+    return fills[0], fills[1]

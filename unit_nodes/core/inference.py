@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import tiling
-from .networks import UNIT, check_domain, other_domain, pad_to_multiple, reframe
+from .networks import UNIT, check_domain, other_domain, pad_to_multiple
 from .tensors import match_channels, model_device_dtype, to_model_range, to_unit_range
 
 TileArg = int | str | None  # a tile side in px, 'auto' (tile only when too big) or None (never)
@@ -134,7 +134,7 @@ def decode(
     else:
         out = model.decode(latent.code.to(device=device, dtype=dtype), domain)
     h, w = latent.image_size
-    return reframe(out[..., :h, :w], model.frame_factor(latent.source, domain))
+    return model.reframe_into(out[..., :h, :w], latent.source, domain)
 
 
 def training_scale_size(model: UNIT, height: int, width: int) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .config import UPSAMPLE_KERNEL, UNITConfig
+from .config import UPSAMPLE_KERNEL, UNITConfig, fill_colour
 from .tensors import border_colour, zoom_about_centre
 
 DOMAINS = ("a", "b")
@@ -251,17 +251,23 @@ def _shared_dis_tails(config: UNITConfig) -> nn.ModuleList | None:
     return nn.ModuleList(nn.Sequential(*_dis_layers(1, config)[-n:]) for _ in range(config.dis_scales))
 
 
-def reframe(x: torch.Tensor, factor: float) -> torch.Tensor:
+def reframe(x: torch.Tensor, factor: float, fill: tuple[float, ...] | None = None) -> torch.Tensor:
     """``x`` with its content resized by ``factor`` about the image centre, H and W kept: > 1
     enlarges (the border is cropped), < 1 shrinks. Pixels the shrunk image no longer covers take
-    each image's border colour (the median of its outermost ring: white around an emoji, black
-    around a digit); extending the edge pixels instead smears objects that touch the border
-    outward (the Twitter test emoji shrunk that way: FID 83.1 against Google; with the border colour
-    75.9). Bilinear, differentiable."""
+    ``fill`` (one value per channel, the target domain's background: config.frame_fill_a/b) or,
+    without one, each image's border colour (the median of its outermost ring: white around an
+    emoji, black around a digit); extending the edge pixels instead smears objects that touch the
+    border outward (the Twitter test emoji shrunk that way: FID 83.1 against Google; with the border
+    colour 75.9, with white 73.15). Bilinear, differentiable."""
     if factor == 1.0:
         return x
-    fill = border_colour(x)
-    return zoom_about_centre(x - fill, torch.full((x.shape[0],), float(factor))) + fill
+    if fill is None:
+        colour = border_colour(x)
+    else:
+        if len(fill) != x.shape[1]:
+            raise ValueError(f"a fill of {len(fill)} value(s) for images of {x.shape[1]} channel(s)")
+        colour = torch.tensor(fill, device=x.device, dtype=x.dtype)[None, :, None, None]
+    return zoom_about_centre(x - colour, torch.full((x.shape[0],), float(factor))) + colour
 
 
 def init_weights(module: nn.Module) -> None:
@@ -354,9 +360,19 @@ class UNIT(nn.Module):
         scale = float(self.config.frame_scale)
         return scale if check_domain(target) == "b" else 1.0 / scale
 
+    def frame_fill(self, target: str) -> tuple[float, ...] | None:
+        """What a translation into ``target`` shrunk by frame_factor shows where it no longer
+        covers the frame (config.frame_fill_a/b): None for each image's own border colour."""
+        domain = check_domain(target)
+        return fill_colour(getattr(self.config, f"frame_fill_{domain}"), self.config.channels(domain))
+
+    def reframe_into(self, x: torch.Tensor, source: str, target: str) -> torch.Tensor:
+        """``x``, decoded into ``target`` from a code of ``source``, in ``target``'s frame."""
+        return reframe(x, self.frame_factor(source, target), self.frame_fill(target))
+
     def translate(self, x: torch.Tensor, source: str, target: str | None = None) -> torch.Tensor:
         target = other_domain(source) if target is None else check_domain(target)
-        return reframe(self.decode(self.encode(x, source), target), self.frame_factor(source, target))
+        return self.reframe_into(self.decode(self.encode(x, source), target), source, target)
 
     def forward(self, x: torch.Tensor, source: str = "a") -> torch.Tensor:
         return self.translate(x, source)

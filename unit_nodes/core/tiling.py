@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import UNITConfig
-from .networks import pad_to_multiple, reframe
+from .networks import pad_to_multiple
 from .tensors import match_channels, model_device_dtype
 
 DEFAULT_TILE = 512
@@ -402,7 +402,7 @@ def translate_tiled(
     with _global_stats_context(model, x, run_whole, norm_stats, stats_size, s):
         out = tiled_map(run_tile, x, tile, overlap, context, align=s, out_device=device, progress=progress)
     # the change of frame is one resize of the whole image, not of each tile
-    return reframe(out[..., :h, :w].to(dtype), model.frame_factor(source, target))
+    return model.reframe_into(out[..., :h, :w].to(dtype), source, target)
 
 
 @torch.inference_mode()

@@ -98,6 +98,7 @@ class TranslatorPass(nn.Module):
         self.enc = model.enc
         self.gen = model.gen
         self.frame_scale = float(model.config.frame_scale)
+        self.fill_a, self.fill_b = model.frame_fill("a"), model.frame_fill("b")
 
     def _encode_pair(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.cat([self.enc["a"].private(x_a), self.enc["b"].private(x_b)])
@@ -122,15 +123,15 @@ class TranslatorPass(nn.Module):
         x_aa, x_ba = out_a[:n], out_a[n:]
         x_ab, x_bb = out_b[:n], out_b[n:]
         # translations change the frame (config.frame_scale); reconstructions keep it
-        x_ab, x_ba = reframe(x_ab, self.frame_scale), reframe(x_ba, 1.0 / self.frame_scale)
+        x_ab, x_ba = reframe(x_ab, self.frame_scale, self.fill_b), reframe(x_ba, 1.0 / self.frame_scale, self.fill_a)
         # cycle: re-encode each translation in the domain it now belongs to
         # named by origin: mu_ba = E_a(x_ba) came from B, mu_ab = E_b(x_ab) came from A
         mu_ba, mu_ab = self._encode_pair(x_ba, x_ab)
         z2 = torch.cat([mu_ab, mu_ba])
         z2 = z2 + torch.randn(z2.shape, generator=noise, device=z2.device, dtype=z2.dtype)
         h2 = self._shared_decode(z2)
-        x_aba = reframe(self.gen["a"].private(h2[:n]), 1.0 / self.frame_scale)
-        x_bab = reframe(self.gen["b"].private(h2[n:]), self.frame_scale)
+        x_aba = reframe(self.gen["a"].private(h2[:n]), 1.0 / self.frame_scale, self.fill_a)
+        x_bab = reframe(self.gen["b"].private(h2[n:]), self.frame_scale, self.fill_b)
         return dict(
             mu_a=mu_a, mu_b=mu_b, x_aa=x_aa, x_bb=x_bb, x_ab=x_ab, x_ba=x_ba,
             mu_ab=mu_ab, mu_ba=mu_ba, x_aba=x_aba, x_bab=x_bab,

@@ -19,7 +19,7 @@ from ..core.config import FRAME_SCALE_RANGE, PRESET_TRAINING, PRESETS, ConfigErr
 from ..core.progress import BreakdownWatch, StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
-from ..core.framing import FrameScaleError, measure_frame_scale
+from ..core.framing import FrameScaleError, measure_frame_fills, measure_frame_scale
 from ..core.checkpoint import CHECKPOINT_FILE
 from ..core.trainer import SCHEDULE_FIELDS, check_training_fits
 from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, save_model
@@ -234,7 +234,9 @@ class TrainUNIT(io.ComfyNode):
                                        "frame_scale): every translation is resized by it (A -> B by the value, B -> A "
                                        "by its inverse), since the networks cannot resize a whole image. 1 (default, "
                                        "the paper): no resize, or the init_model's own value. 0: measure it from the two folders (objects on a plain "
-                                       "background, such as emoji, icons or digits; refused for photos). Measured: "
+                                       "background, such as emoji, icons or digits; refused for photos), and each "
+                                       "folder's background colour, which then fills the border a shrunk translation "
+                                       "uncovers (otherwise each image's own border colour). Measured: "
                                        "USPS digits 1.35x MNIST's, Twitter emoji 1.059x Google's. Resuming a run takes "
                                        "the value it was started with."),
             ],
@@ -260,14 +262,18 @@ class TrainUNIT(io.ComfyNode):
         if (out / MODEL_FILE).exists() and not ckpt.exists():
             raise ValueError(f"{out} already holds a model that has no training checkpoint to resume; "
                              f"choose another save_name")
+        fills = {}
         if float(frame_scale) == 0:  # measured at 64 px: a ratio of sizes relative to the frame
             sets = [_dataset_within_roots(d, what, 64, CHANNELS[channels]) for d, what in ((dir_a, "folder_a"), (dir_b, "folder_b"))]
             try:
                 frame_scale = measure_frame_scale(*sets, names=("folder_a", "folder_b"))
+                fills = dict(zip(("frame_fill_a", "frame_fill_b"), measure_frame_fills(*sets, names=("folder_a", "folder_b"))))
             except FrameScaleError as exc:
                 raise ValueError(f"frame_scale 0 (measure it from the folders): {exc}") from None
-            logging.info("Train UNIT (%s): frame_scale %s measured from the folders", name, frame_scale)
-        requested = requested_fields(image_size, channels, learning_rate, steps, cycle, colour_anchor, frame_scale)
+            logging.info("Train UNIT (%s): frame_scale %s and backgrounds %s measured from the folders", name,
+                         frame_scale, " / ".join(fills.values()))
+        requested = {**requested_fields(image_size, channels, learning_rate, steps, cycle, colour_anchor, frame_scale),
+                     **fills}
         cfg = requested_config(preset, requested, init_model)
         device = model_management.get_torch_device()
         check_training_fits(cfg, int(batch_size), device)
