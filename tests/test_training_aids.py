@@ -299,6 +299,49 @@ def test_code_gain_scales_the_mean_everywhere_it_is_computed(tmp_path):
         tiny_config(code_gain=0.0)
 
 
+def test_latent_noise_scales_eta_in_training_and_in_seeded_samples(tmp_path):
+    """z = mean + latent_noise * eta with the same eta: training draws the same numbers at any
+    setting, 0 decodes the means, and a seeded sample at inference uses the trained noise."""
+    from unit_nodes.core import inference as inf
+
+    assert UNITConfig().latent_noise == 1.0
+    torch.manual_seed(0)
+    model = UNIT(tiny_config(norm="instance"))
+    x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    passes = {}
+    for noise in (1.0, 0.25, 0.0):
+        trainer = Trainer(model, device="cpu", seed=5)
+        trainer.g_pass.latent_noise = noise  # the same networks, the same stream of eta
+        state = trainer.noise.get_state()
+        with torch.no_grad():
+            passes[noise] = trainer.forward(x_a, x_b)
+    with torch.no_grad():
+        mu = passes[1.0]["mu_a"]
+        torch.testing.assert_close(passes[0.0]["x_aa"], model.decode(mu, "a"))  # no noise: the mean's decoding
+        replay = torch.Generator()
+        replay.set_state(state)
+        eta = torch.randn(torch.Size([4, *mu.shape[1:]]), generator=replay)[:2]  # drawn for [mu_a; mu_b]
+        assert not torch.allclose(passes[1.0]["x_aa"], passes[0.25]["x_aa"])
+        torch.testing.assert_close(passes[0.25]["x_aa"], model.decode(mu + 0.25 * eta, "a"))
+        torch.testing.assert_close(passes[1.0]["x_aa"], model.decode(mu + eta, "a"))
+    quiet = UNIT(tiny_config(norm="instance", latent_noise=0.25)).eval()
+    plain = UNIT(tiny_config(norm="instance")).eval()
+    plain.load_state_dict(quiet.state_dict())
+    mean = inf.encode(quiet, x_a, "a", tile=None).code
+    for tile in (None, 8):
+        sampled_q = inf.encode(quiet, x_a, "a", tile=tile, sample=True, seed=3).code
+        sampled_p = inf.encode(plain, x_a, "a", tile=tile, sample=True, seed=3).code
+        torch.testing.assert_close(sampled_q - mean, 0.25 * (sampled_p - mean), atol=1e-5, rtol=1e-4)
+        if tile is None:
+            translated_q = inf.translate(quiet, x_a, "a", tile=None, sample=True, seed=3)
+            assert not torch.allclose(translated_q, inf.translate(plain, x_a, "a", tile=None, sample=True, seed=3))
+    save_model(quiet, tmp_path / "m")
+    assert load_model(tmp_path / "m").config.latent_noise == 0.25
+    for bad in (-0.1, 11.0):
+        with pytest.raises(ConfigError, match="latent_noise"):
+            tiny_config(latent_noise=bad)
+
+
 def test_mirrored_init_starts_translation_as_reconstruction_with_untied_copies():
     torch.manual_seed(0)
     assert UNITConfig().mirrored_init is False  # the paper: independent initialisation

@@ -77,6 +77,12 @@ class UNITConfig:
     # seeds (docs/RESULTS.md item 000000000000000000000000000): just short of a lever by our rule.
     # 1 is the paper and its reference implementation.
     code_gain: float = 1.0
+    # The standard deviation of the latent noise eta (z = mean + eta) in training and in seeded
+    # samples at inference: 1 is the paper's unit variance. Unlike code_gain it leaves the networks
+    # as they are, so a trained pair can be fine-tuned with less noise (``train --init CKPT --set
+    # latent_noise=0.25``): its decoders then learn to paint the codes they are given at inference
+    # (the means) rather than the average of what a noisy code allows.
+    latent_noise: float = 1.0
 
     # --- discriminators -------------------------------------------------------------
     dis_channels: int = 64
@@ -272,6 +278,8 @@ class UNITConfig:
         need(0 <= float(self.lambda_gan_recon) <= 1000, "lambda_gan_recon",
              "must be in [0, 1000] (0 is the paper: no adversarial term on reconstructions)")
         need(0 < float(self.code_gain) <= 100, "code_gain", "must be in (0, 100] (1 is the paper)")
+        need(0 <= float(self.latent_noise) <= 10, "latent_noise",
+             "must be in [0, 10]: the standard deviation of the latent noise (1 is the paper; 0 trains a plain autoencoder)")
         lo, hi = FRAME_SCALE_RANGE
         need(lo <= float(self.frame_scale) <= hi, "frame_scale",
              f"must be in [{lo:g}, {hi:g}]: how much larger objects are drawn in domain B than in A (1 is the paper)")
@@ -461,7 +469,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
-                                      mirrored_init=False, lambda_fm=0.0, code_gain=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
+                                      mirrored_init=False, lambda_fm=0.0, code_gain=1.0, latent_noise=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
                                       lambda_gan_recon=0.0, lambda_gan_late_scale=1.0, gan_warmup_steps=0,
                                       dis_spectral_norm=False, frame_scale=1.0, frame_fill_a="", frame_fill_b="",
                                       gan_mode="lsgan",

@@ -94,7 +94,8 @@ def encode(
     overlap: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SharedLatent:
-    """The mean of q(z|x) (default) or, with ``sample=True``, z = mean + N(0, I) noise.
+    """The mean of q(z|x) (default) or, with ``sample=True``, z = mean + eta, eta ~ N(0, I) times
+    config.latent_noise (the noise the model was trained with).
 
     ``tile``: see :func:`translate`."""
     check_domain(domain)
@@ -110,7 +111,7 @@ def encode(
     if sample:
         gen = torch.Generator(device=mu.device)
         gen.manual_seed(int(seed) if seed is not None else torch.seed())
-        mu = UNIT.sample(mu, gen)
+        mu = UNIT.sample(mu, gen, float(model.config.latent_noise))
     return SharedLatent(mu, domain, size)
 
 

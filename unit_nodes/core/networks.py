@@ -344,10 +344,11 @@ class UNIT(nn.Module):
         return self.enc[check_domain(domain)](x)
 
     @staticmethod
-    def sample(mu: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mu + eta, eta ~ N(0, I): the unit-variance reparameterisation of the paper."""
+    def sample(mu: torch.Tensor, generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
+        """z = mu + eta, eta ~ N(0, scale^2 I): the unit-variance reparameterisation of the paper
+        at scale 1 (config.latent_noise)."""
         noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + noise
+        return mu + noise * scale if scale != 1.0 else mu + noise
 
     def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
         return self.gen[check_domain(domain)](z)

@@ -384,12 +384,13 @@ def translate_tiled(
         gen = torch.Generator(device="cpu")
         gen.manual_seed(int(seed) if seed is not None else torch.seed())
         lat = (x.shape[0], cfg.latent_channels, x.shape[2] // s, x.shape[3] // s)
-        noise = torch.randn(lat, generator=gen).to(device=device, dtype=dtype)
+        noise = (torch.randn(lat, generator=gen) * float(cfg.latent_noise)).to(device=device, dtype=dtype)
 
     def run_whole(small: torch.Tensor) -> torch.Tensor:
         mu = model.encode(small.to(device), source)
         if noise is not None:  # the generator's statistics are those of noisy codes
-            mu = mu + torch.randn(mu.shape, generator=gen.manual_seed(gen.initial_seed()), dtype=mu.dtype).to(device)
+            eta = torch.randn(mu.shape, generator=gen.manual_seed(gen.initial_seed()), dtype=mu.dtype) * float(cfg.latent_noise)
+            mu = mu + eta.to(device)
         return model.decode(mu, target)
 
     def run_tile(crop: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:

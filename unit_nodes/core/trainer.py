@@ -99,6 +99,7 @@ class TranslatorPass(nn.Module):
         self.gen = model.gen
         self.frame_scale = float(model.config.frame_scale)
         self.fill_a, self.fill_b = model.frame_fill("a"), model.frame_fill("b")
+        self.latent_noise = float(model.config.latent_noise)
 
     def _encode_pair(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.cat([self.enc["a"].private(x_a), self.enc["b"].private(x_b)])
@@ -112,11 +113,17 @@ class TranslatorPass(nn.Module):
             z = block(z)
         return z
 
+    def _noise(self, mu: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """eta ~ N(0, latent_noise^2 I); drawn (and the generator advanced) also at latent_noise 0,
+        so a run's stream of random numbers does not depend on the setting."""
+        eta = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return eta * self.latent_noise if self.latent_noise != 1.0 else eta
+
     def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, noise: torch.Generator) -> dict[str, torch.Tensor]:
         n = x_a.shape[0]
         mu_a, mu_b = self._encode_pair(x_a, x_b)
         mu = torch.cat([mu_a, mu_b])
-        z = mu + torch.randn(mu.shape, generator=noise, device=mu.device, dtype=mu.dtype)
+        z = mu + self._noise(mu, noise)
         h = self._shared_decode(z)
         out_a = self.gen["a"].private(h)  # [x_aa; x_ba]
         out_b = self.gen["b"].private(h)  # [x_ab; x_bb]
@@ -128,7 +135,7 @@ class TranslatorPass(nn.Module):
         # named by origin: mu_ba = E_a(x_ba) came from B, mu_ab = E_b(x_ab) came from A
         mu_ba, mu_ab = self._encode_pair(x_ba, x_ab)
         z2 = torch.cat([mu_ab, mu_ba])
-        z2 = z2 + torch.randn(z2.shape, generator=noise, device=z2.device, dtype=z2.dtype)
+        z2 = z2 + self._noise(z2, noise)
         h2 = self._shared_decode(z2)
         x_aba = reframe(self.gen["a"].private(h2[:n]), 1.0 / self.frame_scale, self.fill_a)
         x_bab = reframe(self.gen["b"].private(h2[n:]), self.frame_scale, self.fill_b)
