@@ -256,6 +256,12 @@ def test_train_measures_the_frame_scale_with_auto_and_refuses_photos(tmp_path, c
                      "--frame-scale", "auto", "--set", "frame_fill_b=#808080", *tiny]) == 0
     config = load_model(tmp_path / "set").config
     assert (config.frame_fill_a, config.frame_fill_b) == ("#ffffff", "#808080")
+    # a run started before the fields existed (each image's border) resumes with its own command as it was
+    assert cli.main(["train", "--domain-a", str(small), "--domain-b", str(large), "--out", str(tmp_path / "old"),
+                     "--frame-scale", "auto", "--set", "frame_fill_a=", "--set", "frame_fill_b=", *tiny]) == 0
+    assert cli.main(["train", "--domain-a", str(small), "--domain-b", str(large), "--out", str(tmp_path / "old"),
+                     "--frame-scale", "auto", "--resume", "--steps", "2", "--sample-every", "0"]) == 0
+    assert load_model(tmp_path / "old").config.frame_fill_a == "" == load_model(tmp_path / "old").config.frame_fill_b
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -296,8 +296,9 @@ def _train_locked(args, out: Path) -> int:
     if args.frame_scale is not None:
         measured = _frame_fields(args)
         requested["frame_scale"] = measured.pop("frame_scale")
-        for name, value in measured.items():  # a fill given by --set stands
-            requested.setdefault(name, value)
+        for name, value in measured.items():  # a fill given by --set stands; a resumed run keeps its own
+            if not args.resume:
+                requested.setdefault(name, value)
 
     device = resolve_device(args.device)
     rank = 0

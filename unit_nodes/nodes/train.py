@@ -22,7 +22,7 @@ from ..core.files import RunLock, remove_stale_temp_files
 from ..core.framing import FrameScaleError, measure_frame_fills, measure_frame_scale
 from ..core.checkpoint import CHECKPOINT_FILE
 from ..core.trainer import SCHEDULE_FIELDS, check_training_fits
-from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, save_model
+from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
 from . import models
 from .layout import check_save_name, image_to_pil, preview_rows_to_image, training_folder, training_roots, within
 from .sockets import CATEGORY, SEED_MAX, UNITModel
@@ -272,6 +272,9 @@ class TrainUNIT(io.ComfyNode):
                 raise ValueError(f"frame_scale 0 (measure it from the folders): {exc}") from None
             logging.info("Train UNIT (%s): frame_scale %s and backgrounds %s measured from the folders", name,
                          frame_scale, " / ".join(fills.values()))
+            if ckpt.exists():  # a resumed run keeps its own fills (a run from before they existed: each image's border)
+                own = read_config(ckpt)
+                fills = {k: getattr(own, k) for k in fills}
         requested = {**requested_fields(image_size, channels, learning_rate, steps, cycle, colour_anchor, frame_scale),
                      **fills}
         cfg = requested_config(preset, requested, init_model)
