@@ -205,7 +205,7 @@ class UNITConfig:
     # (gray for a 1-channel domain); "" takes each image's own border colour (the median of its
     # outermost ring), which is the object's colour where an object touches the border (many of
     # Twitter's emoji): the ring then widens the object instead of showing background. A domain's
-    # background colour (``core.framing.background_hex``; white for both emoji styles) keeps it
+    # background colour (``core.framing.measure_frame_fills``; white for both emoji styles) keeps it
     # background: the Twitter test emoji shrunk to Google's frame score FID 73.15 with white against
     # 75.90 with each image's colour (docs/RESULTS.md item 00000000000000000000000000). "" is the
     # behaviour before these fields; with frame_scale 1 nothing is resized and they do nothing.
