@@ -15,7 +15,8 @@ import argparse
 import torch
 
 from unit_nodes.core import data
-from unit_nodes.core.framing import estimate_frame_scale
+from unit_nodes.core.config import fill_colour
+from unit_nodes.core.framing import background_colour, colour_hex, estimate_frame_scale
 from unit_nodes.core.networks import reframe
 from unit_nodes.tools import evaluate as ev
 from unit_nodes.tools.classifier import accuracy, load_classifier
@@ -25,14 +26,18 @@ def emoji(args) -> None:
     google, _, _ = data.load_emoji_arrays("google", "train", 64, args.data_root)
     twitter, _, _ = data.load_emoji_arrays("twitter", "train", 64, args.data_root)
     scale = estimate_frame_scale(google, twitter, ("emoji-google", "emoji-twitter"))
-    print(f"emoji: Twitter draws its emoji {scale:.4f}x the size of Google's (training splits)")
+    fills = {"google": colour_hex(background_colour(google)[0]), "twitter": colour_hex(background_colour(twitter)[0])}
+    print(f"emoji: Twitter draws its emoji {scale:.4f}x the size of Google's (training splits); backgrounds {fills}")
     _, g, t = data.emoji_pairs("test", 64, args.data_root)
     net_file = ev.find_inception(None)
     net, cache = ev.load_inception(net_file), ev.FeatureCache(args.cache_dir)
     real = {"google": g, "twitter": t}
     feats = {k: cache.get(v, net_file, lambda v=v: ev.inception_features(net, v)) for k, v in real.items()}
     for src, dst, factor in (("google", "twitter", scale), ("twitter", "google", 1 / scale)):
-        for name, y in (("identity", real[src]), (f"resized x{factor:.4f}", reframe(real[src], factor))):
+        rows = [("identity", real[src]), (f"resized x{factor:.4f}", reframe(real[src], factor))]
+        if factor < 1:  # what a shrink uncovers: each image's border colour above, the target's background here
+            rows.append((f"resized, {fills[dst]} fill", reframe(real[src], factor, fill_colour(fills[dst], 3))))
+        for name, y in rows:
             f = feats[src] if name == "identity" else ev.inception_features(net, y)
             print(f"  {src}->{dst} {name:<18} FID {ev.fid_from_features(f, feats[dst]):6.2f} "
                   f"KID x1000 {1000 * ev.kid_from_features(f, feats[dst])[0]:6.2f} "
@@ -47,14 +52,17 @@ def digits(args) -> None:
 
     mnist, usps = stack("mnist", "train")[0], stack("usps", "train")[0]
     scale = estimate_frame_scale(mnist, usps, ("mnist", "usps"))
-    print(f"digits: USPS draws its digits {scale:.4f}x the size of MNIST's (training sets, 32 px)")
+    fills = {"mnist": colour_hex(background_colour(mnist)[0]), "usps": colour_hex(background_colour(usps)[0])}
+    print(f"digits: USPS draws its digits {scale:.4f}x the size of MNIST's (training sets, 32 px); backgrounds {fills}")
     # translated-target: the source classifier reads the target test set (translated, or here resized)
     for task, target, source, factor in (("mnist->usps", "usps", "mnist", 1 / scale),
                                          ("usps->mnist", "mnist", "usps", scale)):
         x, labels = stack(target, "test")
         clf = load_classifier(ev.classifier_path(task))
+        filled = reframe(x, factor, fill_colour(fills[source], 1))  # the resized set stands in for the source domain
         print(f"  {task} the {source} classifier reads the {target} test set: as it is "
-              f"{100 * accuracy(clf, x, labels):.2f} %, resized x{factor:.4f} {100 * accuracy(clf, reframe(x, factor), labels):.2f} %",
+              f"{100 * accuracy(clf, x, labels):.2f} %, resized x{factor:.4f} {100 * accuracy(clf, reframe(x, factor), labels):.2f} %"
+              + (f", with the {fills[source]} fill {100 * accuracy(clf, filled, labels):.2f} %" if factor < 1 else ""),
               flush=True)
 
 
