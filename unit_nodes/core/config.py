@@ -74,14 +74,18 @@ class UNITConfig:
     # read, and reconstructions blur. A gain g lets the code stand g times above the noise
     # from the first step (the KL terms then price the larger code, as the objective says).
     # On the emoji default run with the frame scale, 4 lowered the mean FID by 0.95 over two
-    # seeds (docs/RESULTS.md item 000000000000000000000000000): just short of a lever by our rule.
+    # seeds (docs/RESULTS.md item 000000000000000000000000000): just short of a lever by our rule;
+    # over the bundled pair's 22000-step command (batch 4, 1.6e-3) it broke down at step 5500 (one
+    # seed; D_b's loss jumped to 6567 in one interval; item 0000000000000000000000000000).
     # 1 is the paper and its reference implementation.
     code_gain: float = 1.0
     # The standard deviation of the latent noise eta (z = mean + eta) in training and in seeded
     # samples at inference: 1 is the paper's unit variance. Unlike code_gain it leaves the networks
-    # as they are, so a trained pair can be fine-tuned with less noise (``train --init CKPT --set
-    # latent_noise=0.25``): its decoders then learn to paint the codes they are given at inference
-    # (the means) rather than the average of what a noisy code allows.
+    # as they are, so a trained pair can also be fine-tuned with less noise (``train --init MODEL
+    # --set latent_noise=0.25``), in the hope that its decoders learn to paint the means they get at
+    # inference rather than the average of what a noisy code allows. Measured on emoji, 0.25 was level
+    # from the start (two seeds) and as a 2000-step fine-tune of the bundled pair (docs/RESULTS.md item
+    # 0000000000000000000000000000).
     latent_noise: float = 1.0
 
     # --- discriminators -------------------------------------------------------------
@@ -207,8 +211,10 @@ class UNITConfig:
     # Twitter's emoji): the ring then widens the object instead of showing background. A domain's
     # background colour (``core.framing.measure_frame_fills``; white for both emoji styles) keeps it
     # background: the Twitter test emoji shrunk to Google's frame score FID 73.15 with white against
-    # 75.90 with each image's colour (docs/RESULTS.md item 00000000000000000000000000). "" is the
-    # behaviour before these fields; with frame_scale 1 nothing is resized and they do nothing.
+    # 75.90 with each image's colour (docs/RESULTS.md item 00000000000000000000000000). In training, on the
+    # default emoji run, white fills were level over two seeds (Twitter -> Google -1.6 FID, Google -> Twitter
+    # +1.4; item 0000000000000000000000000000). "" is the behaviour before these fields; with frame_scale 1
+    # nothing is resized and they do nothing.
     frame_fill_a: str = ""
     frame_fill_b: str = ""
 
