@@ -296,12 +296,12 @@ def test_train_workflow_writes_a_loadable_model_and_translates_with_it(server, t
     assert model.config.lambda_identity == 30.0  # and so did the colour anchor
     # frame_scale 0: measured from the two folders (USPS digits fill more of the frame than MNIST's)
     from unit_nodes.core.data import ImageFolderDataset
-    from unit_nodes.core.framing import measure_frame_fills, measure_frame_scale
+    from unit_nodes.core.framing import measure_framing
 
-    folders = [ImageFolderDataset(server.input_dir / f, 64, 1) for f in train_folders]
-    assert model.config.frame_scale == measure_frame_scale(*folders) != 1.0
+    scale, fill_a, fill_b = measure_framing(*(ImageFolderDataset(server.input_dir / f, 64, 1) for f in train_folders))
+    assert model.config.frame_scale == scale != 1.0
     # and each folder's background (the digits' black) as the fill of what a shrunk translation uncovers
-    assert (model.config.frame_fill_a, model.config.frame_fill_b) == measure_frame_fills(*folders)
+    assert (model.config.frame_fill_a, model.config.frame_fill_b) == (fill_a, fill_b)
     assert model.config.frame_fill_a.startswith("#")
     assert json.loads((folder / "config.json").read_text())["image_size"] == 16
     assert Trainer.from_checkpoint(folder / CHECKPOINT_FILE).step == 3

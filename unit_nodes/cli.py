@@ -121,29 +121,27 @@ def _natural_channels(spec: str) -> int | None:
 SEED_MAX = 2**63 - 1
 
 
-def _frame_fields(args) -> dict:
-    """--frame-scale: a number (config.frame_scale), or 'auto': the scale and each domain's
+def _frame_fields(args) -> tuple[float, dict]:
+    """--frame-scale: a number (config.frame_scale, no fills), or 'auto': the scale and each domain's
     background colour (frame_fill_a/b, what a shrunk translation uncovers) measured from the two
     training sets (core.framing)."""
     if args.frame_scale != "auto":
         try:
-            return dict(frame_scale=float(args.frame_scale))
+            return float(args.frame_scale), {}
         except ValueError:
             raise UserError(f"--frame-scale must be 'auto' or a number, got {args.frame_scale!r}") from None
     from .core import data
-    from .core.framing import FrameScaleError, measure_frame_fills, measure_frame_scale
+    from .core.framing import FrameScaleError, measure_framing
 
     # at 64 px whatever the training size: the measure is a ratio of sizes relative to the frame
     sets = [data.load_domain(spec, "train", 64, root=args.data_root) for spec in (args.domain_a, args.domain_b)]
-    names = (args.domain_a, args.domain_b)
     try:
-        scale = measure_frame_scale(*sets, names=names)
-        fill_a, fill_b = measure_frame_fills(*sets, names=names)
+        scale, fill_a, fill_b = measure_framing(*sets, names=(args.domain_a, args.domain_b))
     except FrameScaleError as exc:
         raise UserError(f"--frame-scale auto: {exc}") from None
     print(f"frame_scale {scale}: objects in {args.domain_b} are drawn {scale}x the size of those in {args.domain_a}; "
           f"backgrounds {fill_a} / {fill_b} (frame_fill_a / frame_fill_b)", file=sys.stderr)
-    return dict(frame_scale=scale, frame_fill_a=fill_a, frame_fill_b=fill_b)
+    return scale, dict(frame_fill_a=fill_a, frame_fill_b=fill_b)
 
 
 def _check_seed(seed: int) -> None:
@@ -294,9 +292,8 @@ def _train_locked(args, out: Path) -> int:
         requested["channels_b"] = args.channels_b
 
     if args.frame_scale is not None:
-        measured = _frame_fields(args)
-        requested["frame_scale"] = measured.pop("frame_scale")
-        for name, value in measured.items():  # a fill given by --set stands; a resumed run keeps its own
+        requested["frame_scale"], fills = _frame_fields(args)
+        for name, value in fills.items():  # a fill given by --set stands; a resumed run keeps its own
             if not args.resume:
                 requested.setdefault(name, value)
 

@@ -202,14 +202,14 @@ class UNITConfig:
     # learn to resize a whole image: resizing the untranslated test images alone beats the identity
     # (Twitter -> Google FID 75.9 against 78.8; USPS digits read by the MNIST classifier 98.0 % against
     # 97.4 %; docs/RESULTS.md item 00000000000000000000000000).
-    # ``core.framing.measure_frame_scale`` (``train --frame-scale auto``, Train UNIT's frame_scale 0)
+    # ``core.framing.measure_framing`` (``train --frame-scale auto``, Train UNIT's frame_scale 0)
     # measures it from two sets of objects on a plain background; photos have none. 1 is the paper.
     frame_scale: float = 1.0
     # The colour of the border a shrunk translation no longer covers, per target domain, as "#rrggbb"
     # (gray for a 1-channel domain); "" takes each image's own border colour (the median of its
     # outermost ring), which is the object's colour where an object touches the border (many of
     # Twitter's emoji): the ring then widens the object instead of showing background. A domain's
-    # background colour (``core.framing.measure_frame_fills``; white for both emoji styles) keeps it
+    # background colour (``core.framing.measure_framing``; white for both emoji styles) keeps it
     # background: the Twitter test emoji shrunk to Google's frame score FID 73.15 with white against
     # 75.90 with each image's colour (docs/RESULTS.md item 00000000000000000000000000). In training, on the
     # default emoji run, white fills were level over two seeds (Twitter -> Google -1.6 FID, Google -> Twitter

@@ -64,7 +64,12 @@ def estimate_frame_scale(images_a: torch.Tensor, images_b: torch.Tensor, names=(
     domains' mean object radii. Raises FrameScaleError when a domain has no plain background (fewer
     than half of its border pixels of one colour) or no object, or when the ratio is outside the
     field's FRAME_SCALE_RANGE."""
-    means = []
+    return _estimate(images_a, images_b, names)[0]
+
+
+def _estimate(images_a: torch.Tensor, images_b: torch.Tensor, names) -> tuple[float, list[torch.Tensor]]:
+    """``estimate_frame_scale`` and the two background colours [C] it measured the objects against."""
+    means, colours = [], []
     for images, name in ((images_a, names[0]), (images_b, names[1])):
         colour, share = background_colour(images)
         if share < PLAIN_BORDER_SHARE:
@@ -77,12 +82,13 @@ def estimate_frame_scale(images_a: torch.Tensor, images_b: torch.Tensor, names=(
         if len(usable) == 0:
             raise FrameScaleError(f"domain {name}: no image shows anything but its background colour")
         means.append(float(usable.mean()))
+        colours.append(colour)
     scale = means[1] / means[0]
     lo, hi = FRAME_SCALE_RANGE
     if not lo <= scale <= hi:
         raise FrameScaleError(f"objects in {names[1]} measure {scale:.3g}x those in {names[0]}, outside the "
                               f"[{lo:g}, {hi:g}] a translation may resize by: are these two domains of one kind of object?")
-    return scale
+    return scale, colours
 
 
 def _sample(dataset, limit: int) -> torch.Tensor:
@@ -92,20 +98,9 @@ def _sample(dataset, limit: int) -> torch.Tensor:
     return torch.stack([dataset[i][0] for i in picks])
 
 
-def measure_frame_scale(dataset_a, dataset_b, names=("A", "B"), limit: int = 2000) -> float:
-    """``estimate_frame_scale`` over up to ``limit`` images of each training set, rounded to 4
-    decimals (the value a config records); raises FrameScaleError as it does."""
-    return round(estimate_frame_scale(_sample(dataset_a, limit), _sample(dataset_b, limit), names), 4)
-
-
-def measure_frame_fills(dataset_a, dataset_b, names=("A", "B"), limit: int = 2000) -> tuple[str, str]:
-    """Each domain's background colour (the median of its training images' border pixels) as
-    config.frame_fill_a/b; raises FrameScaleError for a domain without a plain background."""
-    fills = []
-    for dataset, name in ((dataset_a, names[0]), (dataset_b, names[1])):
-        colour, share = background_colour(_sample(dataset, limit))
-        if share < PLAIN_BORDER_SHARE:
-            raise FrameScaleError(f"domain {name}: only {share:.0%} of the images' border pixels share one colour, so it "
-                                  f"has no background colour to fill with: leave frame_fill at \"\" (each image's border)")
-        fills.append(colour_hex(colour))
-    return fills[0], fills[1]
+def measure_framing(dataset_a, dataset_b, names=("A", "B"), limit: int = 2000) -> tuple[float, str, str]:
+    """From up to ``limit`` images of each training set (read once): the frame scale rounded to 4
+    decimals (the value a config records) and each domain's background colour as
+    config.frame_fill_a/b; raises FrameScaleError as ``estimate_frame_scale`` does."""
+    scale, (colour_a, colour_b) = _estimate(_sample(dataset_a, limit), _sample(dataset_b, limit), names)
+    return round(scale, 4), colour_hex(colour_a), colour_hex(colour_b)

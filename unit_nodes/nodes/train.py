@@ -19,7 +19,7 @@ from ..core.config import FRAME_SCALE_RANGE, PRESET_TRAINING, PRESETS, ConfigErr
 from ..core.progress import BreakdownWatch, StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
-from ..core.framing import FrameScaleError, measure_frame_fills, measure_frame_scale
+from ..core.framing import FrameScaleError, measure_framing
 from ..core.checkpoint import CHECKPOINT_FILE
 from ..core.trainer import SCHEDULE_FIELDS, check_training_fits
 from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
@@ -266,8 +266,8 @@ class TrainUNIT(io.ComfyNode):
         if float(frame_scale) == 0:  # measured at 64 px: a ratio of sizes relative to the frame
             sets = [_dataset_within_roots(d, what, 64, CHANNELS[channels]) for d, what in ((dir_a, "folder_a"), (dir_b, "folder_b"))]
             try:
-                frame_scale = measure_frame_scale(*sets, names=("folder_a", "folder_b"))
-                fills = dict(zip(("frame_fill_a", "frame_fill_b"), measure_frame_fills(*sets, names=("folder_a", "folder_b"))))
+                frame_scale, *measured = measure_framing(*sets, names=("folder_a", "folder_b"))
+                fills = dict(zip(("frame_fill_a", "frame_fill_b"), measured))
             except FrameScaleError as exc:
                 raise ValueError(f"frame_scale 0 (measure it from the folders): {exc}") from None
             logging.info("Train UNIT (%s): frame_scale %s and backgrounds %s measured from the folders", name,
