@@ -128,7 +128,7 @@ def test_the_fields_give_each_target_domain_its_fill_in_training_and_at_inferenc
     white, black = (1.0,), (-1.0,)
     model = UNIT(tiny_config(norm="instance", frame_scale=0.75, lambda_identity=2.0,
                              frame_fill_a="#ffffff", frame_fill_b="#000000"))
-    assert model.frame_fill("a") == white and model.frame_fill("b") == black
+    assert model.config.frame_fill("a") == white and model.config.frame_fill("b") == black
     x_a, x_b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
     trainer, plain = Trainer(model, device="cpu", seed=3), Trainer(model, device="cpu", seed=3)
     plain.g_pass.frame_scale = 1.0
@@ -152,12 +152,12 @@ def test_the_fill_fields_are_saved_checked_and_default_to_each_images_border(tmp
     assert UNITConfig().frame_fill_a == "" and PAPER_TRAINING["frame_fill_b"] == ""
     model = UNIT(tiny_config(channels_a=3, channels_b=1, frame_scale=1.1, frame_fill_a="#FF8000",
                              frame_fill_b="#202020"), discriminators=False)
-    assert model.frame_fill("a") == pytest.approx((1.0, 128 / 127.5 - 1, -1.0)) and model.frame_fill("b") == pytest.approx((32 / 127.5 - 1,))
+    assert model.config.frame_fill("a") == pytest.approx((1.0, 128 / 127.5 - 1, -1.0)) and model.config.frame_fill("b") == pytest.approx((32 / 127.5 - 1,))
     save_model(model, tmp_path / "m")
     assert load_model(tmp_path / "m").config.frame_fill_a == "#FF8000"
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     del cfg["frame_fill_a"], cfg["frame_fill_b"]  # a file written before the fields existed
-    assert UNITConfig.from_dict(cfg).frame_fill_a == "" and UNIT(UNITConfig.from_dict(cfg)).frame_fill("b") is None
+    assert UNITConfig.from_dict(cfg).frame_fill_a == "" and UNITConfig.from_dict(cfg).frame_fill("b") is None
     for field_, value, match in (("frame_fill_a", "white", "#rrggbb"), ("frame_fill_a", "#ffffzz", "hexadecimal"),
                                  ("frame_fill_b", "#ff0000", "gray"), ("frame_fill_a", "#fff", "#rrggbb")):
         with pytest.raises(ConfigError, match=rf"{field_}.*{match}"):

@@ -240,6 +240,11 @@ class UNITConfig:
     def channels(self, domain: str) -> int:
         return {"a": self.channels_a, "b": self.channels_b}[domain]
 
+    def frame_fill(self, domain: str) -> tuple[float, ...] | None:
+        """What a translation into ``domain`` shrunk by the frame scale shows where it no longer
+        covers the frame (frame_fill_a/b, one value per channel): None for each image's own border colour."""
+        return fill_colour({"a": self.frame_fill_a, "b": self.frame_fill_b}[domain], self.channels(domain))
+
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
             if not ok:

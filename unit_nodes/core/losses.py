@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import GAN_MODES, fill_colour
+from .config import GAN_MODES
 from .networks import reframe
 
 
@@ -159,8 +159,8 @@ class UNITObjective:
         loss = vae + gan + cc
         if cfg.lambda_identity:
             # the anchor is the input in the other domain's frame (config.frame_scale)
-            fill_a, fill_b = (fill_colour(getattr(cfg, f"frame_fill_{d}"), cfg.channels(d)) for d in "ab")
-            anchor_a, anchor_b = reframe(x_a, cfg.frame_scale, fill_b), reframe(x_b, 1.0 / cfg.frame_scale, fill_a)
+            anchor_a = reframe(x_a, cfg.frame_scale, cfg.frame_fill("b"))
+            anchor_b = reframe(x_b, 1.0 / cfg.frame_scale, cfg.frame_fill("a"))
             t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), anchor_a), l1(f["x_ba"].float(), anchor_b)
             loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
         if cfg.lambda_gan_recon and d_on_recon is not None:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .config import UPSAMPLE_KERNEL, UNITConfig, fill_colour
+from .config import UPSAMPLE_KERNEL, UNITConfig
 from .tensors import border_colour, zoom_about_centre
 
 DOMAINS = ("a", "b")
@@ -361,15 +361,9 @@ class UNIT(nn.Module):
         scale = float(self.config.frame_scale)
         return scale if check_domain(target) == "b" else 1.0 / scale
 
-    def frame_fill(self, target: str) -> tuple[float, ...] | None:
-        """What a translation into ``target`` shrunk by frame_factor shows where it no longer
-        covers the frame (config.frame_fill_a/b): None for each image's own border colour."""
-        domain = check_domain(target)
-        return fill_colour(getattr(self.config, f"frame_fill_{domain}"), self.config.channels(domain))
-
     def reframe_into(self, x: torch.Tensor, source: str, target: str) -> torch.Tensor:
         """``x``, decoded into ``target`` from a code of ``source``, in ``target``'s frame."""
-        return reframe(x, self.frame_factor(source, target), self.frame_fill(target))
+        return reframe(x, self.frame_factor(source, target), self.config.frame_fill(check_domain(target)))
 
     def translate(self, x: torch.Tensor, source: str, target: str | None = None) -> torch.Tensor:
         target = other_domain(source) if target is None else check_domain(target)

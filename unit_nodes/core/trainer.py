@@ -98,7 +98,7 @@ class TranslatorPass(nn.Module):
         self.enc = model.enc
         self.gen = model.gen
         self.frame_scale = float(model.config.frame_scale)
-        self.fill_a, self.fill_b = model.frame_fill("a"), model.frame_fill("b")
+        self.fill_a, self.fill_b = model.config.frame_fill("a"), model.config.frame_fill("b")
         self.latent_noise = float(model.config.latent_noise)
 
     def _encode_pair(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
