@@ -18,6 +18,7 @@ N/2 + save + resume + N/2. Previews are drawn by ``previews.py``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -37,7 +38,7 @@ from .checkpoint import checkpoint_step, load_training_state, save_training_stat
 from .config import UNITConfig
 from .device import autocast_dtype, precision_name, resolve_device
 from .losses import UNITObjective, r1_penalty
-from .networks import UNIT, reframe
+from .networks import UNIT, init_weights, reframe
 from .previews import preview_rows
 from .weights import NonFiniteTensorsError
 
@@ -284,7 +285,8 @@ class Trainer:
             return
         # The usual warm-up (TensorFlow's num_updates): early on the average forgets faster, so
         # a short run is not dragged back towards its random initialisation.
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        k = self.step - self._phase(self.step)[0]  # the warm-up starts again with a second phase
+        decay = min(self.config.ema_decay, (1 + k) / (10 + k))
         torch._foreach_lerp_(self._ema_params, self._raw_params, 1.0 - decay)
         for part in ("enc", "gen"):
             for b_ema, b in zip(getattr(self.ema, part).buffers(), getattr(self.model, part).buffers()):
@@ -301,23 +303,34 @@ class Trainer:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.augment_policy, self.noise) if self.augment_policy else x
 
+    def _phase(self, step: int) -> tuple[int, int, float]:
+        """(first step, end step, rate factor) of the phase ``step`` belongs to: the whole run, or
+        [0, restart_step) and [restart_step, total_steps) with a second phase."""
+        cfg = self.config
+        if cfg.restart_step and step >= cfg.restart_step:
+            return cfg.restart_step, cfg.total_steps, float(cfg.restart_lr_scale)
+        return 0, cfg.restart_step or cfg.total_steps, 1.0
+
     def lr_at(self, step: int) -> float:
         cfg = self.config
+        first, end, factor = self._phase(step)
+        lr, step, span = cfg.lr * factor, step - first, end - first
         if cfg.lr_policy == "step":
-            return cfg.lr * cfg.lr_gamma ** (step // cfg.lr_step_size)
+            return lr * cfg.lr_gamma ** (step // cfg.lr_step_size)
         if cfg.lr_policy == "linear":
-            start = cfg.lr_decay_start * cfg.total_steps
-            return cfg.lr * min(1.0, max(0.0, (cfg.total_steps - step) / (cfg.total_steps - start)))
-        return cfg.lr
+            start = cfg.lr_decay_start * span
+            return lr * min(1.0, max(0.0, (span - step) / (span - start)))
+        return lr
 
     def gan_weight_at(self, step: int) -> float:
         """lambda0 at ``step``: 0 during the warm start (``gan_warmup_steps``), then ``lambda_gan``,
         times ``lambda_gan_late_scale`` from the step where the 'linear' policy starts its decay
-        (``lr_decay_start * total_steps``) on."""
+        (``lr_decay_start * total_steps``; in each phase, with a second one) on."""
         cfg = self.config
         if step < cfg.gan_warmup_steps:
             return 0.0
-        late = step >= cfg.lr_decay_start * cfg.total_steps
+        first, end, _ = self._phase(step)
+        late = step - first >= cfg.lr_decay_start * (end - first)
         return cfg.lambda_gan * (cfg.lambda_gan_late_scale if late else 1.0)
 
     @property
@@ -454,6 +467,24 @@ class Trainer:
             return [torch.cat(layer) for layer in zip(*parts)]
         return dis.features(torch.cat([x, rec, cyc]))
 
+    @torch.no_grad()
+    def restart(self) -> None:
+        """Begin the second phase (``restart_step``): the translator continues from its moving
+        average, D starts afresh, both optimisers forget their moments. A function of the seed
+        and the step alone (the global RNG is not advanced), so a run resumed from any checkpoint
+        before or at this step restarts exactly as one that was never interrupted."""
+        if self.ema is not None:
+            for part in ("enc", "gen"):
+                getattr(self.model, part).load_state_dict(getattr(self.ema, part).state_dict())
+        with torch.random.fork_rng(devices=[]):
+            # built on the CPU, whatever the device, so the new D is the same on every machine
+            torch.manual_seed(_generator_seed(self.seed * 1_000_003 + self.step))
+            fresh = copy.deepcopy(self.model.dis).to("cpu")
+            init_weights(fresh)
+        self.model.dis.load_state_dict(fresh.state_dict())
+        for opt in (self.opt_g, self.opt_d):
+            opt.state.clear()
+
     def _clip(self, opt: torch.optim.Optimizer) -> None:
         if self.config.grad_clip > 0:
             self.scaler.unscale_(opt)
@@ -464,6 +495,8 @@ class Trainer:
         """One UNIT iteration: shared forward, D step, then E+G step."""
         self.model.train()
         x_a, x_b = self._prepare(x_a), self._prepare(x_b)
+        if self.config.restart_step and self.step == self.config.restart_step:
+            self.restart()
         self._set_lr()
         fwd = self.forward(x_a, x_b)
         # during the warm start D's loss would carry weight 0: no D step at all (its Adam state
