@@ -659,3 +659,40 @@ def test_restart_begins_a_second_phase_from_the_average_with_a_fresh_d_and_its_o
         with pytest.raises(ConfigError, match="restart"):
             tiny_config(**{**schedule, **bad})
     assert UNITConfig().restart_step == 0
+
+
+@pytest.mark.parametrize("trace, dis_scales, collapsed_at", [
+    # digits32 with the frame scale, seed 0 of session 31: flat gray translations (an independent
+    # classifier read 29.8 % / 23.1 % of them); its reconstruction and cycle errors stayed level
+    # with the healthy seeds', so BreakdownWatch stays silent on it
+    ("losses_digits32_fs_collapsed.jsonl", 1, range(1000, 1101)),
+    # the same recipe, seed 2: the shipped mnist-usps pair (97.81 % / 97.07 %)
+    ("losses_digits32_fs_healthy.jsonl", 1, None),
+    # emoji64 with norm=none (session 30): every image decoded white from step 500 on, FID 364 / 313
+    ("losses_emoji64_norm_none_collapsed.jsonl", 2, range(1000, 1101)),
+    # the emoji traces of the breakdown watch: a swapped-colour breakdown is not a collapse
+    ("losses_emoji64_b2_bf16_breakdown.jsonl", 2, None),
+    ("losses_emoji64_ns3_b2_bf16_healthy.jsonl", 2, None),
+])
+def test_collapse_watch_flags_collapsed_runs_once_and_no_healthy_or_merely_broken_one(trace, dis_scales, collapsed_at):
+    from unit_nodes.core.progress import BreakdownWatch, CollapseWatch
+
+    rows = _logged_losses(trace)
+    watch = CollapseWatch(dis_scales)
+    alarms = [(row["step"], alarm) for row in rows if (alarm := watch.update(row["step"], row))]
+    if collapsed_at is None:
+        assert alarms == [] and watch.collapsed_at is None
+    else:
+        [(step, alarm)] = alarms
+        assert step in collapsed_at and watch.collapsed_at == step
+        assert f"collapsed at step {step}" in alarm and "another seed" in alarm
+        # the reconstruction watch cannot see it
+        breakdown = BreakdownWatch()
+        assert not [row for row in rows if breakdown.update(row["step"], row)]
+    # the per-scale reading: the same trace read as a D of twice the scales stays quiet
+    doubled = CollapseWatch(2 * dis_scales)
+    assert not [row for row in rows if doubled.update(row["step"], row)]
+    # other GAN losses have other scales: the watch is for LSGAN only
+    hinge = CollapseWatch(dis_scales, gan_mode="hinge")
+    assert not [row for row in rows if hinge.update(row["step"], row)]
+    assert CollapseWatch.for_config(tiny_config(dis_scales=1)).dis_scales == 1

@@ -248,7 +248,7 @@ def _train_locked(args, out: Path) -> int:
     from .core.files import remove_stale_temp_files
     from .core.images import save_pil
     from .core.checkpoint import CHECKPOINT_FILE, checkpoint_batch_size, checkpoint_step
-    from .core.progress import BreakdownWatch
+    from .core.progress import BreakdownWatch, CollapseWatch
     from .core.trainer import TrainingDiverged, check_training_fits
     from .core.sources import resolve
     from .core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
@@ -348,7 +348,7 @@ def _train_locked(args, out: Path) -> int:
     bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr, disable=rank != 0)
     log_path = out / "losses.jsonl"
     stop = StopRequest()
-    breakdown = BreakdownWatch()
+    breakdown, collapse = BreakdownWatch(), CollapseWatch.for_config(trainer.config)
 
     def export_metadata() -> dict:
         return run.export_metadata(trainer, args.domain_a, args.domain_b)
@@ -371,9 +371,10 @@ def _train_locked(args, out: Path) -> int:
         return requested and report.step < report.total_steps
 
     def write_step_outputs(report) -> None:
-        alarm = breakdown.update(report.step, report.losses)
-        if alarm:
-            bar.write(f"warning: {alarm}", file=sys.stderr)
+        for watch in (breakdown, collapse):
+            alarm = watch.update(report.step, report.losses)
+            if alarm:
+                bar.write(f"warning: {alarm}", file=sys.stderr)
         if report.step % max(1, args.log_every) == 0 or report.step == report.total_steps:
             bar.set_postfix(recon=f"{report.losses['recon_a']:.3f}/{report.losses['recon_b']:.3f}",
                             cycle=f"{report.losses['cycle_a']:.3f}/{report.losses['cycle_b']:.3f}")

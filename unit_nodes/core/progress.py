@@ -1,5 +1,5 @@
 """Progress displays of training (the Train node, the CLI): seconds per step, the time left,
-and a watch for runs that break down."""
+and watches for runs that break down or collapse."""
 
 from __future__ import annotations
 
@@ -113,3 +113,59 @@ class BreakdownWatch:
                            f"samples; if they show it, train again with another seed (or a lower learning rate), "
                            f"or use a snapshot exported near step {best[1]}")
         return message
+
+
+class CollapseWatch:
+    """Notices when the discriminators have won: a domain's D rejects the translations into its
+    domain with confidence, step after step, because they no longer look like anything.
+
+    Reconstruction and cycle errors do not show it: a digits run (digits32 with the frame scale,
+    session 31, one seed of four) whose translations came out as flat gray boxes (an independent
+    classifier read 30 % / 23 % of them against 97 %) kept both level with its healthy seeds
+    throughout; emoji runs without normalisation (``norm=none``) that painted every image white did
+    too. What differs is D's view of the translations: under LSGAN the translator's GAN term is the
+    mean of (D(translation) - 1)^2 over each D scale, and per scale it sat at 0.87-0.90 (smoothed)
+    in those three runs against at most 0.59 in the 39 other digits and emoji runs we logged.
+    ``update`` takes the logged ``g_gan_a`` / ``g_gan_b``, divides by the number of D scales, smooths
+    each side over about ``horizon`` steps and, after ``warmup`` steps (a young D wins at first),
+    returns a message once, at the first step a side's smoothed value exceeds ``threshold``. Only
+    for the LSGAN loss (other losses have other scales): for the rest it never fires."""
+
+    KEYS = ("g_gan_a", "g_gan_b")
+
+    def __init__(self, dis_scales: int, gan_mode: str = "lsgan", threshold: float = 0.7, horizon: float = 250.0,
+                 warmup: int = 1000):
+        if dis_scales < 1:
+            raise ValueError(f"dis_scales must be >= 1, got {dis_scales}")
+        self.dis_scales, self.enabled = int(dis_scales), gan_mode == "lsgan"
+        self.threshold, self.horizon, self.warmup = threshold, horizon, warmup
+        self.smoothed: dict[str, float] = {}
+        self.last_step: int | None = None
+        self.collapsed_at: int | None = None
+
+    @classmethod
+    def for_config(cls, config) -> "CollapseWatch":
+        return cls(config.dis_scales, config.gan_mode)
+
+    def update(self, step: int, losses: dict[str, float]) -> str | None:
+        if not self.enabled or (self.last_step is not None and step <= self.last_step):
+            return None
+        weight = 1.0 if self.last_step is None else 1.0 - math.exp(-(step - self.last_step) / self.horizon)
+        self.last_step = step
+        for key in self.KEYS:
+            value = losses.get(key)
+            if value is None or not math.isfinite(value):
+                continue
+            value /= self.dis_scales
+            s = self.smoothed.get(key)
+            s = value if s is None else s + weight * (min(value, 2.0 * s) - s)
+            self.smoothed[key] = s
+            if step >= self.warmup and self.collapsed_at is None and s > self.threshold:
+                self.collapsed_at = step
+                side = key[-1].upper()
+                return (f"the run looks collapsed at step {step}: D_{side} has been rejecting the translations into "
+                        f"domain {side} with confidence (the translator's GAN loss per D scale is {s:.2f}, smoothed; "
+                        f"healthy runs stay below 0.6); a collapsed run translates every input into the same flat "
+                        f"image (gray boxes, all white). Check the samples; if they show it, train again with another "
+                        f"seed")
+        return None

@@ -16,7 +16,7 @@ from comfy_api.v0_0_2 import io
 
 from ..core import run
 from ..core.config import FRAME_SCALE_RANGE, PRESET_TRAINING, PRESETS, ConfigError
-from ..core.progress import BreakdownWatch, StepTimer
+from ..core.progress import BreakdownWatch, CollapseWatch, StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
 from ..core.framing import FrameScaleError, measure_framing
@@ -309,18 +309,22 @@ class TrainUNIT(io.ComfyNode):
             bar.update_absolute(min(trainer.step, int(steps)), int(steps))
             last = {}
             timer, shown = StepTimer(trainer.step), {"at": 0.0}
-            breakdown = BreakdownWatch()
+            breakdown, collapse = BreakdownWatch(), CollapseWatch.for_config(trainer.config)
 
             def on_step(report) -> None:
                 model_management.throw_exception_if_processing_interrupted()  # Cancel: fit saves, then re-raises
                 timer.update(report.step)
-                alarm = breakdown.update(report.step, report.losses)
-                if alarm:
-                    logging.warning("Train UNIT (%s): %s", name, alarm)
+                for watch in (breakdown, collapse):
+                    alarm = watch.update(report.step, report.losses)
+                    if alarm:
+                        logging.warning("Train UNIT (%s): %s", name, alarm)
                 text = timer.describe(report.step, report.total_steps)
                 if breakdown.broke_at is not None:
                     text += (f"; looks broken down since step {breakdown.broke_at} (reconstruction error jumped): "
                              f"check the preview, train again with another seed if it shows swapped colours")
+                if collapse.collapsed_at is not None:
+                    text += (f"; looks collapsed since step {collapse.collapsed_at} (D rejects every translation): "
+                             f"check the preview, train again with another seed if every output looks the same")
                 show_progress_text(cls.hidden.unique_id, text, shown,
                                    every_s=0.0 if report.step == report.total_steps else 1.0)
                 preview = None
