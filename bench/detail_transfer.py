@@ -1,0 +1,79 @@
+"""Does adding back what the source autoencoder loses make translations better? (a screen; session 34: no)
+
+    python bench/detail_transfer.py emoji-google-twitter
+    python bench/detail_transfer.py RUN --domain-a emoji-google --domain-b emoji-twitter --alphas 0.5 1
+
+UNIT decodes the translation G_t(z) and the reconstruction G_s(z) from one code z = E_s(x). The
+decoders learn from noisy codes against an L1, so both paint a blurred average of what z allows;
+the reconstruction's error x - G_s(z) is the detail the code did not carry. This prints, on the
+fixed emoji test split (474 images, the Inception network and measures of ``eval emoji``), the
+identity, the plain translation and G_t(z) + alpha * (x - G_s(z)) (in the source frame, then
+resized by the frame scale like every translation) for each alpha: FID, KID x1000, L1, SSIM.
+Real images' features are cached in ``--cache-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from unit_nodes.core import data
+from unit_nodes.core.networks import reframe
+from unit_nodes.tools import evaluate as ev
+
+
+@torch.inference_mode()
+def translations(model, x: torch.Tensor, source: str, target: str, alpha: float, batch_size: int = 256) -> torch.Tensor:
+    """G_t(z) + alpha * (x - G_s(z)) for z = E_s(x) (the mean), in the source frame, then resized into
+    the target's like every translation (the border it uncovers gets nothing added), clamped."""
+    outs = []
+    for chunk in x.split(batch_size):
+        z = model.encode(chunk, source)
+        y = model.reframe_into(model.decode(z, target), source, target)
+        if alpha:
+            lost = chunk - model.decode(z, source)
+            y = y + alpha * reframe(lost, model.frame_factor(source, target), (0.0,) * lost.shape[1])
+        outs.append(y.float().clamp(-1, 1))
+    return torch.cat(outs)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="model folder, .safetensors file, bundled pair name or Hub repo id")
+    ev.add_pair_data_arguments(p)
+    p.add_argument("--alphas", type=float, nargs="+", default=[0.5, 1.0], help="weights of the added detail")
+    p.add_argument("--cache-dir", default="runs/featcache", help="Inception features of the real images")
+    p.add_argument("--limit", type=int, default=None, help="first N test images only (a smoke test)")
+    args = p.parse_args()
+
+    model, _ = ev.load_pair(args.model, domain_names=(args.domain_a, args.domain_b))
+    model.eval()
+    _, test_g, test_t = data.emoji_pairs("test", model.config.image_size, args.data_root)
+    if args.limit:
+        test_g, test_t = test_g[: args.limit], test_t[: args.limit]
+    net_file = ev.find_inception(None)
+    net = ev.load_inception(net_file)
+    cache = ev.FeatureCache(args.cache_dir)
+    test = {"google": test_g, "twitter": test_t}
+    feats = {k: cache.get(v, net_file, lambda v=v: ev.inception_features(net, v)) for k, v in test.items()}
+    side = {k: ev.domain_of(model, f"emoji-{k}") for k in test}
+
+    def row(name: str, y: torch.Tensor, truth: torch.Tensor, real) -> None:
+        f = ev.inception_features(net, y)
+        fid, kid = ev.fid_from_features(f, real), 1000 * ev.kid_from_features(f, real)[0]
+        l1, s = float(ev.l1_01(y, truth).mean()), float(ev.ssim(y, truth).mean())
+        print(f"{name:<44} FID {fid:7.2f}  KID {kid:6.2f}  L1 {l1:.4f}  SSIM {s:.4f}", flush=True)
+
+    for src, dst in (("google", "twitter"), ("twitter", "google")):
+        x, truth = test[src], test[dst]
+        s, t = side[src], side[dst]
+        print(f"{src} -> {dst} ({len(x)} images)")
+        row("identity", x, truth, feats[dst])
+        row("translation G_t(z)", translations(model, x, s, t, 0.0), truth, feats[dst])
+        for alpha in args.alphas:
+            row(f"G_t(z) + {alpha:g} * (x - G_s(z))", translations(model, x, s, t, alpha), truth, feats[dst])
+
+
+if __name__ == "__main__":
+    main()
