@@ -60,6 +60,34 @@ def format_duration(seconds: float) -> str:
     return f"{s} s"
 
 
+class SmoothedLosses:
+    """Logged losses of a few keys, each smoothed over about ``horizon`` steps. Step-aware, so values
+    logged every N steps weigh as much as N per-step values; a value counts at most twice the smoothed
+    one, so one bad batch (or one noisy logged value standing for 50 steps) moves it little while a
+    lasting jump still compounds. Non-finite values are skipped."""
+
+    def __init__(self, keys: tuple[str, ...], horizon: float):
+        self.keys, self.horizon = keys, horizon
+        self.values: dict[str, float] = {}
+        self.last_step: int | None = None
+
+    def update(self, step: int, losses: dict[str, float]) -> dict[str, float] | None:
+        """The smoothed values of the keys ``losses`` has, in key order; None for a step not after the last."""
+        if self.last_step is not None and step <= self.last_step:
+            return None
+        weight = 1.0 if self.last_step is None else 1.0 - math.exp(-(step - self.last_step) / self.horizon)
+        self.last_step = step
+        updated = {}
+        for key in self.keys:
+            value = losses.get(key)
+            if value is None or not math.isfinite(value):
+                continue
+            s = self.values.get(key)
+            s = value if s is None else s + weight * (min(value, 2.0 * s) - s)
+            self.values[key] = updated[key] = s
+        return updated
+
+
 class BreakdownWatch:
     """Notices when a run breaks down: its reconstruction error jumps to several times the best it
     had reached and stays there.
@@ -78,29 +106,17 @@ class BreakdownWatch:
     KEYS = ("recon_a", "recon_b")
 
     def __init__(self, factor: float = 3.0, horizon: float = 100.0, warmup: int = 500):
-        self.factor, self.horizon, self.warmup = factor, horizon, warmup
-        self.smoothed: dict[str, float] = {}
+        self.factor, self.warmup = factor, warmup
+        self.smoothed = SmoothedLosses(self.KEYS, horizon)
         self.best: dict[str, tuple[float, int]] = {}  # side -> (smoothed error, step)
-        self.last_step: int | None = None
         self.broke_at: int | None = None
 
     def update(self, step: int, losses: dict[str, float]) -> str | None:
-        if self.last_step is not None and step <= self.last_step:
+        smoothed = self.smoothed.update(step, losses)
+        if not smoothed or step < self.warmup:
             return None
-        weight = 1.0 if self.last_step is None else 1.0 - math.exp(-(step - self.last_step) / self.horizon)
-        self.last_step = step
         message = None
-        for key in self.KEYS:
-            value = losses.get(key)
-            if value is None or not math.isfinite(value):
-                continue
-            s = self.smoothed.get(key)
-            # a step counts at most twice the smoothed error: one bad batch (or one noisy logged
-            # value standing for 50 steps) moves it little, a lasting jump still compounds
-            s = value if s is None else s + weight * (min(value, 2.0 * s) - s)
-            self.smoothed[key] = s
-            if step < self.warmup:
-                continue
+        for key, s in smoothed.items():
             best = self.best.get(key)
             if best is None or s < best[0]:
                 self.best[key] = (s, step)
@@ -138,9 +154,8 @@ class CollapseWatch:
         if dis_scales < 1:
             raise ValueError(f"dis_scales must be >= 1, got {dis_scales}")
         self.dis_scales, self.enabled = int(dis_scales), gan_mode == "lsgan"
-        self.threshold, self.horizon, self.warmup = threshold, horizon, warmup
-        self.smoothed: dict[str, float] = {}
-        self.last_step: int | None = None
+        self.threshold, self.warmup = threshold, warmup
+        self.smoothed = SmoothedLosses(self.KEYS, horizon)
         self.collapsed_at: int | None = None
 
     @classmethod
@@ -148,19 +163,14 @@ class CollapseWatch:
         return cls(config.dis_scales, config.gan_mode)
 
     def update(self, step: int, losses: dict[str, float]) -> str | None:
-        if not self.enabled or (self.last_step is not None and step <= self.last_step):
+        if not self.enabled:
             return None
-        weight = 1.0 if self.last_step is None else 1.0 - math.exp(-(step - self.last_step) / self.horizon)
-        self.last_step = step
-        for key in self.KEYS:
-            value = losses.get(key)
-            if value is None or not math.isfinite(value):
-                continue
-            value /= self.dis_scales
-            s = self.smoothed.get(key)
-            s = value if s is None else s + weight * (min(value, 2.0 * s) - s)
-            self.smoothed[key] = s
-            if step >= self.warmup and self.collapsed_at is None and s > self.threshold:
+        per_scale = {key: losses[key] / self.dis_scales for key in self.KEYS if key in losses}
+        smoothed = self.smoothed.update(step, per_scale)
+        if not smoothed or step < self.warmup or self.collapsed_at is not None:
+            return None
+        for key, s in smoothed.items():
+            if s > self.threshold:
                 self.collapsed_at = step
                 side = key[-1].upper()
                 return (f"the run looks collapsed at step {step}: D_{side} has been rejecting the translations into "
