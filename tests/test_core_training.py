@@ -147,6 +147,15 @@ def test_cli_train_resume_and_translate(tmp_path):
     assert "lr: 0.0001 -> 3e-05 from step 4" in decayed.stderr
     assert read_safetensors(out / "model.safetensors")[1]["schedule_changes"] == '[{"step": 4, "lr": 3e-05}]'
     assert load_model(out).config.lr == 3e-5
+    # a resume's --steps past the end of a linear schedule would train at rate 0: refused, with the fix
+    past = _cli("train", *common, "--steps", "6", "--resume", "--set", "lr_policy=linear")
+    assert past.returncode == 2 and "--set total_steps=6" in past.stderr and "Traceback" not in past.stderr
+    moved = _cli("train", *common, "--steps", "6", "--resume", "--set", "total_steps=6", "--set", "restart_step=3")
+    assert moved.returncode == 2 and "have begun at steps: none; the requested schedule would have begun them at: [3]" in moved.stderr and "Traceback" not in moved.stderr
+    phase = _cli("train", *common, "--steps", "6", "--resume", "--set", "lr_policy=linear", "--set", "total_steps=6",
+                 "--set", "restart_step=5")  # one more phase, from the current step
+    assert phase.returncode == 0, phase.stderr[-3000:]
+    assert "restart_step: 0 -> 5 from step 5" in phase.stderr and load_model(out).config.restart_step == 5
 
     tr = _cli("translate", "--model", out, "--direction", "a2b", "--out", tmp_path / "t", "--cycle", tmp_path / "A")
     assert tr.returncode == 0, tr.stderr[-3000:]

@@ -661,6 +661,60 @@ def test_restart_begins_a_second_phase_from_the_average_with_a_fresh_d_and_its_o
     assert UNITConfig().restart_step == 0
 
 
+def test_restart_every_adds_phases_and_a_finished_run_resumed_with_one_more_trains_as_if_asked_from_the_start(tmp_path):
+    """restart_every: more phases like the second one (each from the average, with a fresh D and
+    its own schedule). A finished two-phase run, resumed with a longer total_steps and one more
+    phase, ends bit for bit where a run asked for the three phases from the start ends: the
+    bundled emoji pair's third phase was trained that way."""
+    schedule = dict(lr=1e-3, lr_policy="linear", lr_decay_start=0.5, ema_decay=0.9)
+    cfg = tiny_config(total_steps=12, restart_step=4, restart_every=4, restart_lr_scale=0.5, **schedule)
+    assert cfg.restart_steps() == [4, 8] and [s for s in range(14) if cfg.begins_phase(s)] == [4, 8]
+    trainer = Trainer(UNIT(cfg), device="cpu", seed=3)
+    assert [trainer.lr_at(s) for s in range(12)] == pytest.approx(
+        [1e-3, 1e-3, 1e-3, 5e-4] + [5e-4, 5e-4, 5e-4, 2.5e-4] * 2)
+    # a last phase shorter than the others follows the policy over its own length
+    short = tiny_config(total_steps=10, restart_step=4, restart_every=4, restart_lr_scale=0.5, **schedule)
+    assert short.restart_steps() == [4, 8] and short.phase(9) == short.phase(12) == (8, 10, 0.5)
+    assert [Trainer(UNIT(short), device="cpu").lr_at(s) for s in (8, 9, 10, 11)] == pytest.approx([5e-4, 5e-4, 0.0, 0.0])
+    restarts = []
+    trainer.restart = lambda: restarts.append(trainer.step)  # which steps begin a phase, as the loop sees them
+    a, b = shapes_and_inversions(24)
+    trainer.fit(TensorImages(a), TensorImages(b), 12, batch_size=4)
+    assert restarts == [4, 8]
+
+    two_phases = cfg.replace(total_steps=8, restart_every=0)
+    three_phases = cfg
+    ds_a, ds_b = TensorImages(a), TensorImages(b)
+    torch.manual_seed(1)
+    straight = Trainer(UNIT(three_phases), device="cpu", seed=3)
+    straight.fit(ds_a, ds_b, 12, batch_size=4)
+    torch.manual_seed(1)
+    finished = Trainer(UNIT(two_phases), device="cpu", seed=3)
+    finished.fit(ds_a, ds_b, 8, batch_size=4)
+    ckpt = finished.save_checkpoint(tmp_path / "finished.safetensors")
+    torch.manual_seed(999)
+    resumed = Trainer.from_checkpoint(ckpt, device="cpu", seed=3)
+    assert resumed.change_schedule(total_steps=12, restart_every=4) == {"total_steps": (8, 12), "restart_every": (0, 4)}
+    resumed.fit(ds_a, ds_b, 12, batch_size=4)
+    for part in ("model", "ema"):
+        s, r = getattr(straight, part).state_dict(), getattr(resumed, part).state_dict()
+        for k in s:
+            assert torch.equal(s[k], r[k]), (part, k)
+    # a phase that has begun cannot be moved or taken back; one that has not can
+    late = Trainer.from_checkpoint(ckpt, device="cpu", seed=3)
+    for moved in (dict(restart_step=2), dict(restart_step=6), dict(restart_step=0),
+                  dict(total_steps=14, restart_every=3)):  # the last would have begun one at step 7
+        with pytest.raises(ValueError, match="have begun at steps: \\[4\\]"):
+            late.change_schedule(**moved)
+    assert late.config == two_phases
+    late.change_schedule(total_steps=14, restart_every=4, restart_lr_scale=0.25)
+    assert late.config.restart_steps() == [4, 8, 12] and late.lr_at(8) == pytest.approx(2.5e-4)
+    for bad in (dict(restart_every=-1), dict(restart_every=2.5), dict(restart_step=0, restart_every=4)):
+        with pytest.raises(ConfigError, match="restart_every"):
+            tiny_config(total_steps=12, **{"restart_step": 4, **bad})
+    assert UNITConfig().restart_every == 0
+
+
 @pytest.mark.parametrize("trace, dis_scales, collapsed_at", [
     # digits32 with the frame scale, seed 0 of session 31: flat gray translations (an independent
     # classifier read 29.8 % / 23.1 % of them); its reconstruction and cycle errors stayed level

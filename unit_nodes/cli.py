@@ -337,6 +337,11 @@ def _train_locked(args, out: Path) -> int:
             cfg = run.new_run_config(args.preset or DEFAULT_PRESET, requested)
         check_training_fits(cfg, args.batch_size, device)
         trainer = run.start_trainer(cfg, args.seed, init, device=device, precision=args.precision)
+    if cfg.lr_policy == "linear" and args.steps > cfg.total_steps:
+        # a resume's --steps says how far to train, total_steps where the schedule ends: past it the rate is 0
+        raise UserError(f"--steps {args.steps} goes past the run's total_steps ({cfg.total_steps}), where its 'linear' "
+                        f"learning-rate schedule reaches 0, so the steps after it would not train; add "
+                        f"--set total_steps={args.steps} to stretch the schedule (on a resume, from the current step on)")
 
     ds_a = data.load_domain(args.domain_a, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_a)
     ds_b = data.load_domain(args.domain_b, "train", cfg.image_size, root=args.data_root, channels=cfg.channels_b)

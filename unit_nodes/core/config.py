@@ -136,6 +136,12 @@ class UNITConfig:
     # was worse (mean FID +1.5, two seeds): a tool for the end of a long run, not a default.
     restart_step: int = 0
     restart_lr_scale: float = 0.25
+    # Further phases after the second, each restart_every steps long (0: the second phase runs to
+    # total_steps): every one begins as the second does, and the rate follows lr_policy afresh over
+    # each (the last may be shorter). Its phases are equal to the second one's, so a finished run
+    # resumed with a longer total_steps and restart_every = total_steps - restart_step gains one
+    # more phase and trains exactly as a run asked for those settings from the start.
+    restart_every: int = 0
 
     # --- training aids (additions to the paper; 0 / "" is the paper's setting) ----------
     # Exponential moving average of E and G, exported instead of the raw weights: a GAN's
@@ -260,6 +266,31 @@ class UNITConfig:
         covers the frame (frame_fill_a/b, one value per channel): None for each image's own border colour."""
         return fill_colour({"a": self.frame_fill_a, "b": self.frame_fill_b}[domain], self.channels(domain))
 
+    def restart_steps(self) -> list[int]:
+        """The steps where a new phase begins (restart_step, then every restart_every steps)."""
+        if not self.restart_step:
+            return []
+        every = self.restart_every or self.total_steps
+        return list(range(self.restart_step, self.total_steps, every))
+
+    def begins_phase(self, step: int) -> bool:
+        """Whether a new phase (a restart) begins at ``step``."""
+        if not self.restart_step or not self.restart_step <= step < self.total_steps:
+            return False
+        return step == self.restart_step or bool(self.restart_every) and (step - self.restart_step) % self.restart_every == 0
+
+    def phase(self, step: int) -> tuple[int, int, float]:
+        """(first step, end step, rate factor) of the phase ``step`` belongs to: the whole run
+        without a restart, else [0, restart_step) at the full rate and each later phase at
+        restart_lr_scale."""
+        if not self.restart_step or step < self.restart_step:
+            return 0, self.restart_step or self.total_steps, 1.0
+        first = self.restart_step
+        if self.restart_every:  # steps past total_steps (a run trained on past its horizon) stay in the last phase
+            first += (min(step, self.total_steps - 1) - self.restart_step) // self.restart_every * self.restart_every
+        end = min(first + self.restart_every, self.total_steps) if self.restart_every else self.total_steps
+        return first, end, float(self.restart_lr_scale)
+
     def validate(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
             if not ok:
@@ -334,6 +365,9 @@ class UNITConfig:
              f"before total_steps ({self.total_steps})")
         need(0 < float(self.restart_lr_scale) <= 10, "restart_lr_scale",
              "must be in (0, 10]: the second phase's rate as a fraction of lr")
+        need(int(self.restart_every) == self.restart_every and self.restart_every >= 0
+             and (self.restart_every == 0 or self.restart_step > 0), "restart_every",
+             "must be a whole number of steps >= 0, and 0 unless restart_step starts a second phase")
         need(self.domain_a != self.domain_b, "domain_b", "must differ from domain_a")
         need(
             self.image_size % self.stride == 0,

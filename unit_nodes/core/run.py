@@ -129,7 +129,10 @@ def resume_trainer(checkpoint: str | os.PathLike, requested: Mapping[str, Any], 
     request (resume_changes) is refused before the checkpoint's tensors are read."""
     changes = resume_changes(read_config(checkpoint), requested)
     trainer = Trainer.from_checkpoint(checkpoint, seed=int(seed), **trainer_options)
-    return trainer, trainer.change_schedule(**changes)
+    try:
+        return trainer, trainer.change_schedule(**changes)
+    except (ValueError, ConfigError) as exc:  # e.g. a restart moved before the run's step
+        raise RunSettingsError(str(exc), {k: (getattr(trainer.config, k), v) for k, v in changes.items()}) from None
 
 
 # --- what an export records -----------------------------------------------------------------

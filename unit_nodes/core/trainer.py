@@ -45,7 +45,8 @@ from .weights import NonFiniteTensorsError
 # The config fields a resumed run may change: how fast it learns, not what it learns. Anything
 # else (architecture, losses, weights) would make the checkpoint's parameters or objective
 # mean something other than what they were trained for.
-SCHEDULE_FIELDS = ("lr", "lr_policy", "lr_step_size", "lr_gamma", "total_steps", "lr_decay_start")
+SCHEDULE_FIELDS = ("lr", "lr_policy", "lr_step_size", "lr_gamma", "total_steps", "lr_decay_start",
+                   "restart_step", "restart_every", "restart_lr_scale")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -285,7 +286,7 @@ class Trainer:
             return
         # The usual warm-up (TensorFlow's num_updates): early on the average forgets faster, so
         # a short run is not dragged back towards its random initialisation.
-        k = self.step - self._phase(self.step)[0]  # the warm-up starts again with a second phase
+        k = self.step - self.config.phase(self.step)[0]  # the warm-up starts again with a second phase
         decay = min(self.config.ema_decay, (1 + k) / (10 + k))
         torch._foreach_lerp_(self._ema_params, self._raw_params, 1.0 - decay)
         for part in ("enc", "gen"):
@@ -303,17 +304,9 @@ class Trainer:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.augment_policy, self.noise) if self.augment_policy else x
 
-    def _phase(self, step: int) -> tuple[int, int, float]:
-        """(first step, end step, rate factor) of the phase ``step`` belongs to: the whole run, or
-        [0, restart_step) and [restart_step, total_steps) with a second phase."""
-        cfg = self.config
-        if cfg.restart_step and step >= cfg.restart_step:
-            return cfg.restart_step, cfg.total_steps, float(cfg.restart_lr_scale)
-        return 0, cfg.restart_step or cfg.total_steps, 1.0
-
     def lr_at(self, step: int) -> float:
         cfg = self.config
-        first, end, factor = self._phase(step)
+        first, end, factor = self.config.phase(step)
         lr, step, span = cfg.lr * factor, step - first, end - first
         if cfg.lr_policy == "step":
             return lr * cfg.lr_gamma ** (step // cfg.lr_step_size)
@@ -329,7 +322,7 @@ class Trainer:
         cfg = self.config
         if step < cfg.gan_warmup_steps:
             return 0.0
-        first, end, _ = self._phase(step)
+        first, end, _ = self.config.phase(step)
         late = step - first >= cfg.lr_decay_start * (end - first)
         return cfg.lambda_gan * (cfg.lambda_gan_late_scale if late else 1.0)
 
@@ -379,6 +372,12 @@ class Trainer:
         new = {k: v for k, v in changes.items() if getattr(self.config, k) != v}
         diff = {k: (getattr(self.config, k), v) for k, v in new.items()}
         if new:
+            taken = [s for s in self.config.restart_steps() if s < self.step]
+            wanted = [s for s in self.config.replace(**new).restart_steps() if s < self.step]
+            if taken != wanted:  # a phase that has begun cannot be moved, added or taken back
+                raise ValueError(f"the run is at step {self.step}, where its later phases have begun at steps: "
+                                 f"{taken or 'none'}; the requested schedule would have begun them at: {wanted or 'none'}. "
+                                 f"A restart before the current step cannot be added, moved or taken back")
             self.config = self.model.config = self.objective.config = self.config.replace(**new)
             self.schedule_changes.append({"step": self.step, **new})
             self._set_lr()
@@ -469,7 +468,7 @@ class Trainer:
 
     @torch.no_grad()
     def restart(self) -> None:
-        """Begin the second phase (``restart_step``): the translator continues from its moving
+        """Begin a later phase (at ``restart_step``, then every ``restart_every`` steps): the translator continues from its moving
         average, D starts afresh, both optimisers forget their moments. A function of the seed
         and the step alone (the global RNG is not advanced), so a run resumed from any checkpoint
         before or at this step restarts exactly as one that was never interrupted."""
@@ -495,7 +494,7 @@ class Trainer:
         """One UNIT iteration: shared forward, D step, then E+G step."""
         self.model.train()
         x_a, x_b = self._prepare(x_a), self._prepare(x_b)
-        if self.config.restart_step and self.step == self.config.restart_step:
+        if self.config.begins_phase(self.step):
             self.restart()
         self._set_lr()
         fwd = self.forward(x_a, x_b)
