@@ -750,3 +750,28 @@ def test_collapse_watch_flags_collapsed_runs_once_and_no_healthy_or_merely_broke
     hinge = CollapseWatch(dis_scales, gan_mode="hinge")
     assert not [row for row in rows if hinge.update(row["step"], row)]
     assert CollapseWatch.for_config(tiny_config(dis_scales=1)).dis_scales == 1
+
+
+def test_collapse_watch_waits_for_a_fresh_discriminator_after_a_resume_or_a_restart():
+    """A resumed run (the watch has no history) and each later phase (D re-initialised) start the
+    warm-up again: the bundled emoji run resumed for a third phase was flagged at 0.85 one step
+    after its fresh D began, a false alarm; a run that stays collapsed is still flagged."""
+    from unit_nodes.core.progress import CollapseWatch
+
+    fresh_d = {"g_gan_a": 1.70, "g_gan_b": 0.52}  # step 22001 of that run, two D scales
+    assert CollapseWatch(2).update(22001, fresh_d) is not None  # what the watch said without a start
+    resumed = CollapseWatch(2, start_step=22000)
+    assert all(resumed.update(s, fresh_d) is None for s in range(22001, 22999))
+    assert "collapsed at step 23000" in resumed.update(23000, fresh_d)  # a D that keeps winning is a collapse
+
+    collapsed = _logged_losses("losses_emoji64_norm_none_collapsed.jsonl")
+    late = CollapseWatch(2, start_step=30000)
+    alarms = [row["step"] + 30000 for row in collapsed if late.update(row["step"] + 30000, row)]
+    assert len(alarms) == 1 and 31000 <= alarms[0] <= 31100
+
+    healthy = _logged_losses("losses_emoji64_ns3_b2_bf16_healthy.jsonl")
+    watch = CollapseWatch(2)
+    assert not [row for row in healthy if watch.update(row["step"], row)]
+    start = healthy[-1]["step"] + 1
+    assert all(watch.update(s, fresh_d, phase_start=start) is None for s in range(start + 1, start + 1000))
+    assert "collapsed at step %d" % (start + 1000) in watch.update(start + 1000, fresh_d, phase_start=start)

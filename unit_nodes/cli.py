@@ -353,7 +353,7 @@ def _train_locked(args, out: Path) -> int:
     bar = tqdm(total=args.steps, initial=trainer.step, unit="it", dynamic_ncols=True, file=sys.stderr, disable=rank != 0)
     log_path = out / "losses.jsonl"
     stop = StopRequest()
-    breakdown, collapse = BreakdownWatch(), CollapseWatch.for_config(trainer.config)
+    breakdown, collapse = BreakdownWatch(), CollapseWatch.for_config(trainer.config, start_step=trainer.step)
 
     def export_metadata() -> dict:
         return run.export_metadata(trainer, args.domain_a, args.domain_b)
@@ -376,8 +376,9 @@ def _train_locked(args, out: Path) -> int:
         return requested and report.step < report.total_steps
 
     def write_step_outputs(report) -> None:
-        for watch in (breakdown, collapse):
-            alarm = watch.update(report.step, report.losses)
+        phase_start = trainer.config.phase(report.step - 1)[0]  # of the step just taken
+        for alarm in (breakdown.update(report.step, report.losses),
+                      collapse.update(report.step, report.losses, phase_start=phase_start)):
             if alarm:
                 bar.write(f"warning: {alarm}", file=sys.stderr)
         if report.step % max(1, args.log_every) == 0 or report.step == report.total_steps:

@@ -145,29 +145,37 @@ class CollapseWatch:
     ``update`` takes the logged ``g_gan_a`` / ``g_gan_b``, divides by the number of D scales, smooths
     each side over about ``horizon`` steps and, after ``warmup`` steps (a young D wins at first),
     returns a message once, at the first step a side's smoothed value exceeds ``threshold``. Only
-    for the LSGAN loss (other losses have other scales): for the rest it never fires."""
+    for the LSGAN loss (other losses have other scales): for the rest it never fires.
+
+    The warm-up counts from ``start_step`` (a resumed run: the watch has no history of it) and
+    again from the first step of each later phase (``phase_start``: D is re-initialised there,
+    and a fresh D rejects everything for a while; a resumed run with a third phase was flagged
+    one step after it, at 0.85, before this)."""
 
     KEYS = ("g_gan_a", "g_gan_b")
 
     def __init__(self, dis_scales: int, gan_mode: str = "lsgan", threshold: float = 0.7, horizon: float = 250.0,
-                 warmup: int = 1000):
+                 warmup: int = 1000, start_step: int = 0):
         if dis_scales < 1:
             raise ValueError(f"dis_scales must be >= 1, got {dis_scales}")
         self.dis_scales, self.enabled = int(dis_scales), gan_mode == "lsgan"
-        self.threshold, self.warmup = threshold, warmup
+        self.threshold, self.warmup, self.horizon = threshold, warmup, horizon
+        self.since = int(start_step)
         self.smoothed = SmoothedLosses(self.KEYS, horizon)
         self.collapsed_at: int | None = None
 
     @classmethod
-    def for_config(cls, config) -> "CollapseWatch":
-        return cls(config.dis_scales, config.gan_mode)
+    def for_config(cls, config, start_step: int = 0) -> "CollapseWatch":
+        return cls(config.dis_scales, config.gan_mode, start_step=start_step)
 
-    def update(self, step: int, losses: dict[str, float]) -> str | None:
+    def update(self, step: int, losses: dict[str, float], phase_start: int = 0) -> str | None:
         if not self.enabled:
             return None
+        if phase_start > self.since:  # a new phase: a new D, watched afresh
+            self.since, self.smoothed = phase_start, SmoothedLosses(self.KEYS, self.horizon)
         per_scale = {key: losses[key] / self.dis_scales for key in self.KEYS if key in losses}
         smoothed = self.smoothed.update(step, per_scale)
-        if not smoothed or step < self.warmup or self.collapsed_at is not None:
+        if not smoothed or step - self.since < self.warmup or self.collapsed_at is not None:
             return None
         for key, s in smoothed.items():
             if s > self.threshold:

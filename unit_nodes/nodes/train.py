@@ -309,13 +309,14 @@ class TrainUNIT(io.ComfyNode):
             bar.update_absolute(min(trainer.step, int(steps)), int(steps))
             last = {}
             timer, shown = StepTimer(trainer.step), {"at": 0.0}
-            breakdown, collapse = BreakdownWatch(), CollapseWatch.for_config(trainer.config)
+            breakdown, collapse = BreakdownWatch(), CollapseWatch.for_config(trainer.config, start_step=trainer.step)
 
             def on_step(report) -> None:
                 model_management.throw_exception_if_processing_interrupted()  # Cancel: fit saves, then re-raises
                 timer.update(report.step)
-                for watch in (breakdown, collapse):
-                    alarm = watch.update(report.step, report.losses)
+                phase_start = trainer.config.phase(report.step - 1)[0]  # of the step just taken
+                for alarm in (breakdown.update(report.step, report.losses),
+                              collapse.update(report.step, report.losses, phase_start=phase_start)):
                     if alarm:
                         logging.warning("Train UNIT (%s): %s", name, alarm)
                 text = timer.describe(report.step, report.total_steps)
