@@ -153,7 +153,7 @@ def test_paper_defaults():
     from dataclasses import fields
 
     training = [f.name for f in fields(UNITConfig) if f.name not in architecture]
-    assert {"r1_gamma", "dis_lr_ratio", "lambda_fm", "lambda_gan_recon", "code_gain", "latent_noise", "lambda_gan_late_scale", "gan_warmup_steps",
+    assert {"r1_gamma", "dis_lr_ratio", "lambda_fm", "lambda_edges", "lambda_gan_recon", "code_gain", "latent_noise", "lambda_gan_late_scale", "gan_warmup_steps",
             "frame_scale", "frame_fill_a", "frame_fill_b", "restart_step", "restart_every"} <= set(training)
     assert {n: getattr(paper_emoji, n) for n in training} == {n: getattr(cfg, n) for n in training}
     assert preset("emoji64").mirrored_init is True

@@ -255,6 +255,35 @@ def test_feature_matching_adds_its_weighted_terms_and_is_off_by_default():
         tiny_config(lambda_fm=-1.0)
 
 
+def test_edge_loss_charges_blur_that_a_pixel_l1_barely_sees_and_adds_its_weighted_terms():
+    """lambda_edges * (GDL(x_i, x_ii) + w_i GDL(x_i, x_iji)) per domain, GDL = L1 of the
+    neighbour differences; the cycle part follows cycle_domains; 0 (the paper) adds nothing."""
+    from unit_nodes.core.losses import UNITObjective, gradient_l1, l1
+
+    step = torch.zeros(1, 1, 8, 8)
+    step[..., 4:] = 1.0  # a vertical edge
+    blurred = step.clone()
+    blurred[..., 3], blurred[..., 4] = 0.25, 0.75  # the same edge spread over two more pixels
+    assert l1(blurred, step).item() == pytest.approx(2 * 0.25 / 8)  # the pixel L1 sees 1/16
+    assert gradient_l1(blurred, step).item() == pytest.approx(0.5 * (0.25 + 0.5 + 0.25) / 7)  # more, per pixel pair
+    assert gradient_l1(step.transpose(-1, -2), step.transpose(-1, -2) + 3.0).item() == 0.0  # differences only
+
+    assert UNITConfig().lambda_edges == 0.0
+    r, x_a, x_b, f = random_translator_pass(seed=2)
+    d = [r(2, 1, 2, 2)]
+    base, terms = UNITObjective(tiny_config(cycle_domains="a")).translator(x_a, x_b, f, d, d)
+    assert not any(k.startswith("edges") for k in terms)
+    loss, terms = UNITObjective(tiny_config(lambda_edges=3.0, cycle_domains="a")).translator(x_a, x_b, f, d, d)
+    expect = {"edges_a": gradient_l1(f["x_aa"], x_a), "edges_cycle_a": gradient_l1(f["x_aba"], x_a),
+              "edges_b": gradient_l1(f["x_bb"], x_b), "edges_cycle_b": gradient_l1(f["x_bab"], x_b)}
+    for k, v in expect.items():
+        torch.testing.assert_close(terms[k], v)
+    torch.testing.assert_close(loss - base, 3.0 * (expect["edges_a"] + expect["edges_cycle_a"] + expect["edges_b"]),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="lambda_edges"):
+        tiny_config(lambda_edges=-1.0)
+
+
 @pytest.mark.parametrize("dis_norm", ["none", "batch"])
 def test_feature_matching_trains_the_translator_and_leaves_d_alone(dis_norm):
     """With lambda_fm the E+G step also follows D's features of the reconstructions: the same

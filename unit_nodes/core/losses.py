@@ -29,6 +29,14 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).abs().mean()
 
 
+def gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """L1 between the horizontal and between the vertical neighbour differences of x and y (the
+    gradient difference loss), the mean of the two."""
+    dx = l1(x[..., :, 1:] - x[..., :, :-1], y[..., :, 1:] - y[..., :, :-1])
+    dy = l1(x[..., 1:, :] - x[..., :-1, :], y[..., 1:, :] - y[..., :-1, :])
+    return 0.5 * (dx + dy)
+
+
 def feature_matching(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
     """Mean over D's layers of the L1 between its activations of real images and of their
     paired reconstructions; the real side is a fixed target."""
@@ -163,6 +171,11 @@ class UNITObjective:
             anchor_b = reframe(x_b, 1.0 / cfg.frame_scale, cfg.frame_fill("a"))
             t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), anchor_a), l1(f["x_ba"].float(), anchor_b)
             loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
+        if cfg.lambda_edges:
+            for d, x, w in (("a", x_a, w_a), ("b", x_b, w_b)):
+                t[f"edges_{d}"] = gradient_l1(f[f"x_{d}{d}"].float(), x)
+                t[f"edges_cycle_{d}"] = gradient_l1(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
+                loss = loss + cfg.lambda_edges * (t[f"edges_{d}"] + w * t[f"edges_cycle_{d}"])
         if cfg.lambda_gan_recon and d_on_recon is not None:
             t["g_gan_rec_a"], t["g_gan_rec_b"] = (self.gan.generator_loss(o) for o in d_on_recon)
             loss = loss + cfg.lambda_gan_recon * (t["g_gan_rec_a"] + t["g_gan_rec_b"])
