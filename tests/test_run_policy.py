@@ -200,6 +200,25 @@ def test_new_and_resumed_runs_get_the_same_config_and_refusals_from_cli_and_node
 
 @pytest.mark.comfyui
 @pytest.mark.slow
+def test_the_node_resumes_a_run_whose_preset_recipe_changed_since_and_refuses_another_preset(server, capsys):
+    """A run keeps the training settings it began with: emoji64 gained lambda_edges=100 in
+    session 35, and Train UNIT runs begun before must still resume from the node (which has no
+    input for it). Stood in for here by a digits32 run begun with another edge weight than the
+    preset's; asking for another preset is still refused, naming it."""
+    run_dir = server.models_dir / "unit" / "policy-recipe"
+    code, err = run_cli(capsys, cli_request(server, run_dir, steps=2, lr=3e-4, extra=("--set", "lambda_edges=5")))
+    assert code == 0, err[-3000:]
+    server.run(node_request(server, "policy-recipe", steps=3, lr=3e-4), timeout=240)
+    assert Trainer.from_checkpoint(run_dir / CHECKPOINT_FILE).step == 3
+    assert read_config(run_dir).lambda_edges == 5.0 and preset("digits32").lambda_edges == 0.0
+    before = (run_dir / CHECKPOINT_FILE).read_bytes()
+    message = node_error(server, node_request(server, "policy-recipe", steps=4, lr=3e-4, preset_name="emoji64"))
+    assert "preset=digits32 (requested: emoji64)" in message
+    assert (run_dir / CHECKPOINT_FILE).read_bytes() == before
+
+
+@pytest.mark.comfyui
+@pytest.mark.slow
 def test_learning_rate_0_is_the_recipes_own_rate_for_cli_and_node(server, capsys, tmp_path):
     """Train UNIT's default learning_rate 0 means the preset's rate (not emoji64's for every
     preset) and, on resume, the run's own rate: the same as leaving out the CLI's --lr."""

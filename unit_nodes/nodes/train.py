@@ -109,10 +109,14 @@ def requested_config(preset_name, requested: dict, init_model):
 
 
 def resume_request(cfg, requested: dict) -> dict:
-    """What a queue of the node asks of the run it resumes: the whole config its inputs
-    describe, but of the schedule only the fields its inputs asked for (``requested``: steps, and
-    the rate unless learning_rate is 0); lr_policy and its parameters stay the run's own."""
-    return {k: v for k, v in cfg.to_dict().items() if k not in SCHEDULE_FIELDS or k in requested}
+    """What a queue of the node asks of the run it resumes: the fields its inputs asked for
+    (``requested``: steps, size, channels, cycle, colour anchor, the rate unless learning_rate is
+    0, ...), the preset's name and the architecture. The preset's training settings stay the
+    run's own, as on a CLI resume: a preset whose recipe changed after the run began (emoji64
+    gained lambda_edges in session 35) still resumes it, while another preset or architecture
+    is refused, naming the field."""
+    asked = set(requested) | set(run.ARCHITECTURE_FIELDS) | {"preset"}
+    return {k: v for k, v in cfg.to_dict().items() if k in asked and (k not in SCHEDULE_FIELDS or k in requested)}
 
 
 def _dataset_within_roots(folder: Path, what: str, size: int, channels: int) -> ImageFolderDataset:
