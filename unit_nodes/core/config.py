@@ -287,9 +287,7 @@ class UNITConfig:
 
     def begins_phase(self, step: int) -> bool:
         """Whether a new phase (a restart) begins at ``step``."""
-        if not self.restart_step or not self.restart_step <= step < self.total_steps:
-            return False
-        return step == self.restart_step or bool(self.restart_every) and (step - self.restart_step) % self.restart_every == 0
+        return bool(self.restart_step) and self.restart_step <= step < self.total_steps and self.phase(step)[0] == step
 
     def phase(self, step: int) -> tuple[int, int, float]:
         """(first step, end step, rate factor) of the phase ``step`` belongs to: the whole run

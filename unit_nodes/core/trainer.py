@@ -306,7 +306,7 @@ class Trainer:
 
     def lr_at(self, step: int) -> float:
         cfg = self.config
-        first, end, factor = self.config.phase(step)
+        first, end, factor = cfg.phase(step)
         lr, step, span = cfg.lr * factor, step - first, end - first
         if cfg.lr_policy == "step":
             return lr * cfg.lr_gamma ** (step // cfg.lr_step_size)
@@ -322,7 +322,7 @@ class Trainer:
         cfg = self.config
         if step < cfg.gan_warmup_steps:
             return 0.0
-        first, end, _ = self.config.phase(step)
+        first, end, _ = cfg.phase(step)
         late = step - first >= cfg.lr_decay_start * (end - first)
         return cfg.lambda_gan * (cfg.lambda_gan_late_scale if late else 1.0)
 
@@ -372,13 +372,14 @@ class Trainer:
         new = {k: v for k, v in changes.items() if getattr(self.config, k) != v}
         diff = {k: (getattr(self.config, k), v) for k, v in new.items()}
         if new:
+            changed = self.config.replace(**new)
             taken = [s for s in self.config.restart_steps() if s < self.step]
-            wanted = [s for s in self.config.replace(**new).restart_steps() if s < self.step]
+            wanted = [s for s in changed.restart_steps() if s < self.step]
             if taken != wanted:  # a phase that has begun cannot be moved, added or taken back
                 raise ValueError(f"the run is at step {self.step}, where its later phases have begun at steps: "
                                  f"{taken or 'none'}; the requested schedule would have begun them at: {wanted or 'none'}. "
                                  f"A restart before the current step cannot be added, moved or taken back")
-            self.config = self.model.config = self.objective.config = self.config.replace(**new)
+            self.config = self.model.config = self.objective.config = changed
             self.schedule_changes.append({"step": self.step, **new})
             self._set_lr()
         return diff
@@ -468,8 +469,8 @@ class Trainer:
 
     @torch.no_grad()
     def restart(self) -> None:
-        """Begin a later phase (at ``restart_step``, then every ``restart_every`` steps): the translator continues from its moving
-        average, D starts afresh, both optimisers forget their moments. A function of the seed
+        """Begin a later phase (at ``restart_step``, then every ``restart_every`` steps): the
+        translator continues from its moving average, D starts afresh, both optimisers forget their moments. A function of the seed
         and the step alone (the global RNG is not advanced), so a run resumed from any checkpoint
         before or at this step restarts exactly as one that was never interrupted."""
         if self.ema is not None:
