@@ -181,10 +181,12 @@ class UNITConfig:
     # cycle reconstruction (the cycle's as cycle_domains says). A pixel L1 charges an edge
     # blurred over w pixels about w/4 of its height, so a slight blur costs it little; the
     # difference L1 charges nearly twice the height as soon as the edge spreads, so the decoders
-    # are asked for sharp edges. 0 is the paper. 100 (the emoji64 preset's) took the default emoji
-    # run's mean FID from 88.6 to 84.0 on two seeds, KID, L1 and SSIM better too, its reconstructions
-    # from 58.9 / 66.4 to 47.7 / 54.6 against their own style (docs/RESULTS.md item
-    # 000000000000000000000000000000); as a 2000-step fine-tune of the bundled pair it was level.
+    # are asked for sharp edges. 0 is the paper. 100 took the default emoji run's mean FID from 88.6
+    # to 84.0 on two seeds, KID, L1 and SSIM better too, its reconstructions from 58.9 / 66.4 to
+    # 47.7 / 54.6 against their own style (docs/RESULTS.md item 000000000000000000000000000000);
+    # 300 (the emoji64 preset's since session 36) took it to 82.0, and the 200-image recipe's
+    # from 80.7 to 78.7 (item 0000000000000000000000000000000; 30: +1.0 on one seed). Over the bundled
+    # pair's 22000-step run, 100 was level (81.13 / 73.23 against 81.91 / 72.60).
     lambda_edges: float = 0.0
     # An adversarial term on reconstructions as well (VAE/GAN, Larsen et al. 2016): D_i also
     # sees G_i(E_i(x_i)) as fake, and E, G are asked to make it pass, with this weight (the
@@ -532,11 +534,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # lambda_edges 100 (session 35): the default run with the frame scale scored 91.07 / 77.37 and
     # 90.36 / 77.13 on two seeds against 96.77 / 80.36 and 95.71 / 81.65 without it (mean FID -4.6,
     # KID, L1 and SSIM better too; docs/RESULTS.md item 000000000000000000000000000000); it sharpens
-    # reconstructions, which any pair of domains wants. The bundled emoji pair was trained without it.
+    # reconstructions, which any pair of domains wants. 300 (session 36): 88.98 / 75.53 and 88.10 / 75.22,
+    # mean -2.0 against 100 on the same two seeds, and the 200-image recipe's mean -2.0 (item
+    # 0000000000000000000000000000000). The bundled emoji pair was trained without it.
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=32, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
-        lr=8e-4, ema_decay=0.999, augment="translation,cutout", mirrored_init=True, lambda_edges=100.0,
+        lr=8e-4, ema_decay=0.999, augment="translation,cutout", mirrored_init=True, lambda_edges=300.0,
     ),
     # The photo architecture of the reference implementation: /4 spatial latent, 4 residual
     # blocks a side with the innermost one shared, 3-scale PatchGAN. A GPU recipe.
