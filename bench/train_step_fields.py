@@ -10,26 +10,15 @@ variant, and the load average (figures compare only on an otherwise idle machine
 """
 
 import argparse
-import json
 import os
 
 import torch
 
+from unit_nodes.cli import _parse_overrides
 from unit_nodes.core.config import preset
 from unit_nodes.core.networks import UNIT
 from unit_nodes.core.trainer import Trainer
 from unit_nodes.tools.bench import time_calls
-
-
-def parse_variant(text: str) -> dict:
-    fields = {}
-    for pair in filter(None, text.split(",")):
-        name, _, value = pair.partition("=")
-        try:
-            fields[name] = json.loads(value)
-        except json.JSONDecodeError:
-            fields[name] = value
-    return fields
 
 
 def main() -> None:
@@ -47,7 +36,7 @@ def main() -> None:
     for _ in range(3):
         for variant in args.variants:
             torch.manual_seed(0)
-            trainer = Trainer(UNIT(preset("emoji64", **parse_variant(variant))), device="cpu", seed=0,
+            trainer = Trainer(UNIT(preset("emoji64", **_parse_overrides(list(filter(None, variant.split(",")))))), device="cpu", seed=0,
                               precision=args.precision)
             times, _ = time_calls(lambda: trainer.train_step(xa, xb), torch.device("cpu"), iters=10, warmup=3)
             best[variant] = min(best.get(variant, float("inf")), sum(times) / len(times))

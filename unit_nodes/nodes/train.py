@@ -21,7 +21,7 @@ from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
 from ..core.framing import FrameScaleError, measure_framing
 from ..core.checkpoint import CHECKPOINT_FILE
-from ..core.trainer import SCHEDULE_FIELDS, check_training_fits
+from ..core.trainer import check_training_fits
 from ..core.weights import CONFIG_FILE, MODEL_FILE, load_model, read_config, save_model
 from . import models
 from .layout import check_save_name, image_to_pil, preview_rows_to_image, training_folder, training_roots, within
@@ -114,9 +114,10 @@ def resume_request(cfg, requested: dict) -> dict:
     0, ...), the preset's name and the architecture. The preset's training settings stay the
     run's own, as on a CLI resume: a preset whose recipe changed after the run began (emoji64
     gained lambda_edges in session 35) still resumes it, while another preset or architecture
-    is refused, naming the field."""
+    is refused, naming the field. Of the schedule only what the inputs asked for is compared
+    (lr_policy and its parameters stay the run's own): no schedule field is an architecture field."""
     asked = set(requested) | set(run.ARCHITECTURE_FIELDS) | {"preset"}
-    return {k: v for k, v in cfg.to_dict().items() if k in asked and (k not in SCHEDULE_FIELDS or k in requested)}
+    return {k: v for k, v in cfg.to_dict().items() if k in asked}
 
 
 def _dataset_within_roots(folder: Path, what: str, size: int, channels: int) -> ImageFolderDataset:
