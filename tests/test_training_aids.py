@@ -753,6 +753,13 @@ def test_restart_every_adds_phases_and_a_finished_run_resumed_with_one_more_trai
     ("losses_digits32_fs_healthy.jsonl", 1, None),
     # emoji64 with norm=none (session 30): every image decoded white from step 500 on, FID 364 / 313
     ("losses_emoji64_norm_none_collapsed.jsonl", 2, range(1000, 1101)),
+    # emoji64 with lambda_edges=1000, seed 0 (session 36): washed-out, colour-inverted translations
+    # (FID 139 / 127) while its reconstructions stayed at 0.05-0.10; D's scales sat at 0.46-0.64
+    ("losses_emoji64_edges1000_s0_broken_translations.jsonl", 2, range(1100, 1201)),
+    # the same recipe, seed 1: healthy (85.0 / 74.9)
+    ("losses_emoji64_edges1000_s1_healthy.jsonl", 2, None),
+    # the highest healthy two-scale trace we logged (lambda_gan_recon=10: weak, 96 / 81, but sound)
+    ("losses_emoji64_gan_recon10_healthy.jsonl", 2, None),
     # the emoji traces of the breakdown watch: a swapped-colour breakdown is not a collapse
     ("losses_emoji64_b2_bf16_breakdown.jsonl", 2, None),
     ("losses_emoji64_ns3_b2_bf16_healthy.jsonl", 2, None),
@@ -775,6 +782,13 @@ def test_collapse_watch_flags_collapsed_runs_once_and_no_healthy_or_merely_broke
     # the per-scale reading: the same trace read as a D of twice the scales stays quiet
     doubled = CollapseWatch(2 * dis_scales)
     assert not [row for row in rows if doubled.update(row["step"], row)]
+    # one D scale is held to the higher bar its healthy runs need (digits reach 0.59): the broken
+    # emoji trace read as single-scale per-scale values would pass it
+    if "broken_translations" in trace:
+        assert CollapseWatch(1).threshold == 0.7 and CollapseWatch(dis_scales).threshold == 0.55
+        single = CollapseWatch(1)
+        assert not [row for row in rows if single.update(
+            row["step"], {k: v / dis_scales for k, v in row.items() if k.startswith("g_gan")})]
     # other GAN losses have other scales: the watch is for LSGAN only
     hinge = CollapseWatch(dis_scales, gan_mode="hinge")
     assert not [row for row in rows if hinge.update(row["step"], row)]

@@ -331,7 +331,8 @@ class TrainUNIT(io.ComfyNode):
                              f"check the preview, train again with another seed if it shows swapped colours")
                 if collapse.collapsed_at is not None:
                     text += (f"; looks collapsed since step {collapse.collapsed_at} (D rejects every translation): "
-                             f"check the preview, train again with another seed if every output looks the same")
+                             f"check the preview, train again with another seed if its translations look all alike "
+                             f"or washed out / colour-inverted")
                 show_progress_text(cls.hidden.unique_id, text, shown,
                                    every_s=0.0 if report.step == report.total_steps else 1.0)
                 preview = None
