@@ -132,8 +132,9 @@ class UNITConfig:
     # worse translations has learnt their faults; a fresh one judges what the translator draws now.
     # The bundled emoji pair is trained with it (restart_step=20000 of 22000, 0.25): its last 2000
     # steps took Google -> Twitter from 84.44 to 81.91 and Twitter -> Google from 73.80 to 72.60
-    # (item 00000000000000000000000000000). On the short default run (the last 500 of 2950 steps) it
-    # was worse (mean FID +1.5, two seeds): a tool for the end of a long run, not a default.
+    # (item 00000000000000000000000000000; session 37's pair, with the edge loss, is trained the same
+    # way). On the short default run (the last 500 of 2950 steps) it was worse (mean FID +1.5, two
+    # seeds): a tool for the end of a long run, not a default.
     restart_step: int = 0
     restart_lr_scale: float = 0.25
     # Further phases after the second, each restart_every steps long (0: the second phase runs to
@@ -184,9 +185,11 @@ class UNITConfig:
     # are asked for sharp edges. 0 is the paper. 100 took the default emoji run's mean FID from 88.6
     # to 84.0 on two seeds, KID, L1 and SSIM better too, its reconstructions from 58.9 / 66.4 to
     # 47.7 / 54.6 against their own style (docs/RESULTS.md item 000000000000000000000000000000);
-    # 300 (the emoji64 preset's since session 36) took it to 82.0, and the 200-image recipe's
-    # from 80.7 to 78.7 (item 0000000000000000000000000000000; 30: +1.0 on one seed). Over the bundled
-    # pair's 22000-step run, 100 was level (81.13 / 73.23 against 81.91 / 72.60).
+    # 300 (session 36) took it to 82.0, and the 200-image recipe's from 80.7 to 78.7 (item
+    # 0000000000000000000000000000000; 30: +1.0 on one seed); 600 (the emoji64 preset's since session
+    # 37) to 80.7 and 78.1; 1000 broke one of two default runs' translations down. Over the bundled
+    # pair's 22000-step run, 100 was level (81.13 / 73.23 against 81.91 / 72.60) and 300 is the
+    # bundled pair since session 37 (80.04 / 72.87; item 00000000000000000000000000000000).
     lambda_edges: float = 0.0
     # An adversarial term on reconstructions as well (VAE/GAN, Larsen et al. 2016): D_i also
     # sees G_i(E_i(x_i)) as fake, and E, G are asked to make it pass, with this weight (the
@@ -536,11 +539,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # KID, L1 and SSIM better too; docs/RESULTS.md item 000000000000000000000000000000); it sharpens
     # reconstructions, which any pair of domains wants. 300 (session 36): 88.98 / 75.53 and 88.10 / 75.22,
     # mean -2.0 against 100 on the same two seeds, and the 200-image recipe's mean -2.0 (item
-    # 0000000000000000000000000000000). The bundled emoji pair was trained without it.
+    # 0000000000000000000000000000000). 600 (session 37): 86.13 / 75.48 and 85.79 / 75.54, mean -1.2
+    # against 300, all of it Google -> Twitter, and the 200-image recipe's mean -0.6 (item
+    # 00000000000000000000000000000000); 1000 broke one of two seeds' translations down (session 36).
+    # The bundled emoji pair is trained with 300 (session 37).
     "emoji64": dict(
         channels_a=3, channels_b=3, image_size=64, base_channels=32, n_downsample=1, n_res_blocks=3, n_shared=1,
         norm="instance", upsample="bilinear", dis_channels=32, dis_layers=3, dis_scales=2,
-        lr=8e-4, ema_decay=0.999, augment="translation,cutout", mirrored_init=True, lambda_edges=300.0,
+        lr=8e-4, ema_decay=0.999, augment="translation,cutout", mirrored_init=True, lambda_edges=600.0,
     ),
     # The photo architecture of the reference implementation: /4 spatial latent, 4 residual
     # blocks a side with the innermost one shared, 3-scale PatchGAN. A GPU recipe.

@@ -211,8 +211,8 @@ class TrainUNIT(io.ComfyNode):
                                      "preview shows it, train again with another seed."),
                 io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
                                tooltip="Recipe: emoji64 (default: fast 64 px RGB, the measured best translation per "
-                                       "minute on a CPU; its edge loss, lambda_edges 300, took the default emoji run's "
-                                       "mean FID from 88.6 to 82.0 on two seeds), digits32 (32 px gray digits), image256 (the paper's 256 px "
+                                       "minute on a CPU; its edge loss, lambda_edges 600, took the default emoji run's "
+                                       "mean FID from 88.6 to 80.7 on two seeds), digits32 (32 px gray digits), image256 (the paper's 256 px "
                                        "photo model: days on a CPU, hours on a GPU). Ignored with init_model."),
                 io.Combo.Input("channels", options=list(CHANNELS), default="rgb",
                                tooltip="Colour of both domains: rgb, or gray (1 channel)."),
