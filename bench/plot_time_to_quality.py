@@ -68,7 +68,8 @@ def plot(runs: list[tuple[str, list[dict]]], out: Path, x_key: str = "train_cpu_
         d.line([(left + 1, py(v)), (w - right - 1, py(v))], fill=(235, 235, 235))
         d.text((left - 40, py(v) - 8), str(v), fill=(0, 0, 0), font=small)
     d.line([(left + 1, py(identity)), (w - right - 1, py(identity))], fill=(120, 120, 120), width=2)
-    d.text((w - right + 8, py(identity) - 8), f"identity {identity:.1f}", fill=(90, 90, 90), font=small)
+    # inside the frame at its left, above the line (snapshots seldom sit there): beside the frame it collided with the legend
+    d.text((left + 6, py(identity) - 20), f"identity {identity:.1f}", fill=(90, 90, 90), font=small)
     x_label = "training CPU minutes (1 thread)" if x_key == "train_cpu_seconds" else "training wall minutes"
     d.text((left + (w - left - right) / 2 - 110, h - 30), x_label, fill=(0, 0, 0), font=font)
     d.text((10, top - 35), title or "FID of translations (lower is better), emoji test split", fill=(0, 0, 0), font=font)
