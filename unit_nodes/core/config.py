@@ -142,7 +142,7 @@ class UNITConfig:
     # each (the last may be shorter). Its phases are equal to the second one's, so a finished run
     # resumed with a longer total_steps and restart_every = total_steps - restart_step gains one
     # more phase and trains exactly as a run asked for those settings from the start. A third
-    # phase on the bundled emoji run (restart_every=2000, 24000 steps) was level: 81.65 / 72.66
+    # phase on session 34's bundled emoji run (restart_every=2000, 24000 steps) was level: 81.65 / 72.66
     # against 81.91 / 72.60 (docs/RESULTS.md item 000000000000000000000000000000).
     restart_every: int = 0
 

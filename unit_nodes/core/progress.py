@@ -197,8 +197,8 @@ class CollapseWatch:
                 side = key[-1].upper()
                 return (f"the run looks collapsed at step {step}: D_{side} has been rejecting the translations into "
                         f"domain {side} with confidence (the translator's GAN loss per D scale is {s:.2f}, smoothed; "
-                        f"healthy runs stay below {self.healthy_below:.1f}); a collapsed run translates every input into "
-                        f"the same flat image (gray boxes, all white) or into washed-out, colour-inverted ones, while "
-                        f"its reconstructions can still look fine. Check the samples' translations; if they show it, "
-                        f"train again with another seed (or with less of the weight you raised)")
+                        f"healthy runs stay below {self.healthy_below:.1f}); a collapsed run translates every input "
+                        f"into the same flat image (gray boxes, all white) or into washed-out, colour-inverted ones, "
+                        f"while its reconstructions can still look fine. Check the samples' translations; if they show "
+                        f"it, train again with another seed (or with less of the weight you raised)")
         return None
