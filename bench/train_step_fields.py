@@ -36,8 +36,8 @@ def main() -> None:
     for _ in range(3):
         for variant in args.variants:
             torch.manual_seed(0)
-            trainer = Trainer(UNIT(preset("emoji64", **_parse_overrides(list(filter(None, variant.split(",")))))), device="cpu", seed=0,
-                              precision=args.precision)
+            fields = _parse_overrides([pair for pair in variant.split(",") if pair])
+            trainer = Trainer(UNIT(preset("emoji64", **fields)), device="cpu", seed=0, precision=args.precision)
             times, _ = time_calls(lambda: trainer.train_step(xa, xb), torch.device("cpu"), iters=10, warmup=3)
             best[variant] = min(best.get(variant, float("inf")), sum(times) / len(times))
     print(f"batch {args.batch}, threads {args.threads}, {trainer.precision}, load average {os.getloadavg()[0]:.2f}")
