@@ -381,6 +381,9 @@ def _train_locked(args, out: Path) -> int:
                       collapse.update(report.step, report.losses, phase_start=phase_start)):
             if alarm:
                 bar.write(f"warning: {alarm}", file=sys.stderr)
+        note = trainer.spike_guard and trainer.spike_guard.note_for(report.step)
+        if note:
+            bar.write(f"note: {note}", file=sys.stderr)
         if report.step % max(1, args.log_every) == 0 or report.step == report.total_steps:
             bar.set_postfix(recon=f"{report.losses['recon_a']:.3f}/{report.losses['recon_b']:.3f}",
                             cycle=f"{report.losses['cycle_a']:.3f}/{report.losses['cycle_b']:.3f}")

@@ -57,12 +57,10 @@ def checkpoint_batch_size(path: str | os.PathLike) -> int | None:
     return _header_int(path, "batch_size")
 
 
-def save_training_state(trainer, path: str | os.PathLike) -> Path | None:
-    """Atomically write ``trainer``'s full training state (rank 0 only under DDP). A state holding
-    NaN/Inf is refused (:class:`NonFiniteTensorsError`): it must not replace a good one."""
-    if trainer.rank != 0:
-        return None
-    remove_stale_temp_files(path)  # left by a save that was killed; the run folder's lock is ours
+def capture_weights_and_moments(trainer, copy: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """What a step changes: E, G, D, the moving average and both Adam states, as flat tensors and
+    the optimisers' parameter groups (metadata). ``copy`` clones the tensors (otherwise they share
+    storage with the live state); SpikeGuard keeps such copies to roll a run back."""
     m = trainer.model
     tensors = {}
     for part in ("enc", "gen", "dis"):
@@ -70,13 +68,50 @@ def save_training_state(trainer, path: str | os.PathLike) -> Path | None:
     if trainer.ema is not None:
         for part in ("enc", "gen"):
             tensors.update(untied_state_dict(getattr(trainer.ema, part), f"ema.{part}."))
-    meta = base_metadata(trainer.config, "checkpoint")
+    meta = {}
     for name, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
         sd = opt.state_dict()
         for idx, state in sd["state"].items():
             for key, value in state.items():
                 tensors[f"{name}.{idx}.{key}"] = torch.as_tensor(value)
         meta[f"{name}.param_groups"] = json.dumps(sd["param_groups"])
+    if copy:
+        tensors = {k: v.clone() for k, v in tensors.items()}
+    return tensors, meta
+
+
+def restore_weights_and_moments(trainer, tensors: dict[str, torch.Tensor], meta: dict[str, str], source: str) -> None:
+    """Load what :func:`capture_weights_and_moments` captured into ``trainer`` (strictly; the
+    tensors are copied, so ``tensors`` stays as it was)."""
+    model_t = split_prefixed(tensors, "model.")
+    for part in ("enc", "gen", "dis"):
+        load_untied_state_dict(getattr(trainer.model, part), split_prefixed(model_t, f"{part}."), source)
+    if trainer.ema is not None:
+        ema_t = split_prefixed(tensors, "ema.")
+        for part in ("enc", "gen"):
+            load_untied_state_dict(getattr(trainer.ema, part), split_prefixed(ema_t, f"{part}."), source)
+    for name, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
+        groups = json.loads(meta[f"{name}.param_groups"])
+        state: dict[int, dict] = {}
+        for key, value in split_prefixed(tensors, f"{name}.").items():
+            idx, sub = key.split(".", 1)
+            # a clone: Adam updates its moments in place, and they must not be the caller's tensors
+            state.setdefault(int(idx), {})[sub] = value.to(trainer.device).clone() if sub != "step" else value.clone()
+        opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_training_state(trainer, path: str | os.PathLike) -> Path | None:
+    """Atomically write ``trainer``'s full training state (rank 0 only under DDP). A state holding
+    NaN/Inf is refused (:class:`NonFiniteTensorsError`): it must not replace a good one."""
+    if trainer.rank != 0:
+        return None
+    remove_stale_temp_files(path)  # left by a save that was killed; the run folder's lock is ours
+    tensors, weights_meta = capture_weights_and_moments(trainer)
+    meta = {**base_metadata(trainer.config, "checkpoint"), **weights_meta}
+    guard = trainer.spike_guard
+    if guard is not None:
+        guard_tensors, meta["spike_guard"] = guard.state()
+        tensors.update({f"spike_guard.{k}": v for k, v in guard_tensors.items()})
     tensors["rng.noise"] = trainer.noise.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
     for name, s in trainer.samplers.items():
@@ -104,20 +139,11 @@ def load_training_state(trainer, path: str | os.PathLike) -> int:
         diff = {k: (v, trainer.config.to_dict().get(k)) for k, v in config.to_dict().items() if trainer.config.to_dict().get(k) != v}
         raise UNITWeightsError(f"{path} was trained with a different config; differing fields (file, current): {diff}")
     try:
-        model_t = split_prefixed(tensors, "model.")
-        for part in ("enc", "gen", "dis"):
-            load_untied_state_dict(getattr(trainer.model, part), split_prefixed(model_t, f"{part}."), str(path))
-        if trainer.ema is not None:
-            ema_t = split_prefixed(tensors, "ema.")
-            for part in ("enc", "gen"):
-                load_untied_state_dict(getattr(trainer.ema, part), split_prefixed(ema_t, f"{part}."), str(path))
-        for name, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
-            groups = json.loads(meta[f"{name}.param_groups"])
-            state: dict[int, dict] = {}
-            for key, value in split_prefixed(tensors, f"{name}.").items():
-                idx, sub = key.split(".", 1)
-                state.setdefault(int(idx), {})[sub] = value.to(trainer.device) if sub != "step" else value
-            opt.load_state_dict({"state": state, "param_groups": groups})
+        restore_weights_and_moments(trainer, tensors, meta, str(path))
+        if trainer.spike_guard is not None:
+            # a checkpoint of a run that had no guard (or of one before the field existed) starts it afresh
+            trainer.spike_guard.load_state(split_prefixed(tensors, "spike_guard."), meta.get("spike_guard"),
+                                           int(meta["step"]), current=lambda: capture_weights_and_moments(trainer, copy=True))
         trainer.noise.set_state(tensors["rng.noise"])
         torch.set_rng_state(tensors["rng.torch"])
         trainer.samplers = {}

@@ -145,6 +145,18 @@ class UNITConfig:
     # phase on session 34's bundled emoji run (restart_every=2000, 24000 steps) was level: 81.65 / 72.66
     # against 81.91 / 72.60 (docs/RESULTS.md item 000000000000000000000000000000).
     restart_every: int = 0
+    # A guard against sudden breakdowns (0: off, the paper). The fast recipes break down now and then
+    # within one logged interval: the reconstruction errors jump tenfold and D's losses spike, and the
+    # run never comes back (three of the seven 22000-step emoji runs since session 32, at steps 2600,
+    # 5500 and 9950; docs/RESULTS.md). With a factor f > 0, from step 500 on the trainer keeps a copy of
+    # E, G, D, the moving average and both Adam states every 100 steps, kept once the copy's own next
+    # step shows no spike; a step whose reconstruction error (either domain) exceeds f times its running
+    # average (over about 100 steps) is a spike, and three spikes in a row roll the state back to that
+    # copy. Training then goes on with the next batches: the step count, the data order and the random
+    # numbers are not rewound, so the batches that led to the spike are not replayed. A new phase
+    # (restart_step) drops the copy. At most 5 rollbacks a run; after that BreakdownWatch still warns.
+    # A run without a spike trains exactly as with 0 (the copies change nothing).
+    spike_rollback: float = 0.0
 
     # --- training aids (additions to the paper; 0 / "" is the paper's setting) ----------
     # Exponential moving average of E and G, exported instead of the raw weights: a GAN's
@@ -380,6 +392,9 @@ class UNITConfig:
              f"before total_steps ({self.total_steps})")
         need(0 < float(self.restart_lr_scale) <= 10, "restart_lr_scale",
              "must be in (0, 10]: the second phase's rate as a fraction of lr")
+        need(self.spike_rollback == 0 or 1.5 <= float(self.spike_rollback) <= 100, "spike_rollback",
+             "must be 0 (off) or in [1.5, 100]: how many times its running average a reconstruction error must "
+             "reach to count as a spike")
         need(int(self.restart_every) == self.restart_every and self.restart_every >= 0
              and (self.restart_every == 0 or self.restart_step > 0), "restart_every",
              "must be a whole number of steps >= 0, and 0 unless restart_step starts a second phase")
@@ -562,7 +577,7 @@ PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay
                                       mirrored_init=False, lambda_fm=0.0, lambda_edges=0.0, code_gain=1.0, latent_noise=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
                                       lambda_gan_recon=0.0, lambda_gan_late_scale=1.0, gan_warmup_steps=0,
                                       dis_spectral_norm=False, frame_scale=1.0, frame_fill_a="", frame_fill_b="", restart_step=0,
-                                      gan_mode="lsgan",
+                                      spike_rollback=0.0, gan_mode="lsgan",
                                       lambda_gan=10.0, lambda_kl=0.1, lambda_recon=100.0, lambda_cc_kl=0.1,
                                       lambda_cc_recon=100.0, cycle_domains="ab")
 

@@ -34,12 +34,19 @@ from torch.nn.utils import parametrize
 
 from .augment import diff_augment, parse_policy
 from .batches import EpochSampler, gather_batch
-from .checkpoint import checkpoint_step, load_training_state, save_training_state
+from .checkpoint import (
+    capture_weights_and_moments,
+    checkpoint_step,
+    load_training_state,
+    restore_weights_and_moments,
+    save_training_state,
+)
 from .config import UNITConfig
 from .device import autocast_dtype, precision_name, resolve_device
 from .losses import UNITObjective, r1_penalty
 from .networks import UNIT, init_weights, reframe
 from .previews import preview_rows
+from .rollback import SpikeGuard
 from .weights import NonFiniteTensorsError
 
 # The config fields a resumed run may change: how fast it learns, not what it learns. Anything
@@ -242,6 +249,7 @@ class Trainer:
         self.objective = UNITObjective(cfg)
         self.augment_policy = parse_policy(cfg.augment)
         self.ema: UNIT | None = self._new_ema() if cfg.ema_decay > 0 else None
+        self.spike_guard = SpikeGuard(cfg.spike_rollback) if cfg.spike_rollback > 0 else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.batch_size: int | None = None  # of the last fit(), recorded in checkpoints
@@ -498,6 +506,8 @@ class Trainer:
         x_a, x_b = self._prepare(x_a), self._prepare(x_b)
         if self.config.begins_phase(self.step):
             self.restart()
+            if self.spike_guard is not None:
+                self.spike_guard.new_phase()
         self._set_lr()
         fwd = self.forward(x_a, x_b)
         # during the warm start D's loss would carry weight 0: no D step at all (its Adam state
@@ -513,7 +523,21 @@ class Trainer:
                     f"training diverged at step {self.step}: loss {name} = {value}. "
                     f"Lower the learning rate or use precision fp32."
                 )
+        if self.spike_guard is not None:
+            self._guard_against_spikes(losses)
         return losses
+
+    def _guard_against_spikes(self, losses: dict[str, float]) -> None:
+        """config.spike_rollback: roll back to the guard's healthy copy after a run of spikes."""
+        spike = self.spike_guard.is_spike(losses)
+        if self.distributed:  # every rank must roll back together (their batches, and losses, differ)
+            flag = torch.tensor([float(spike)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            spike = bool(flag.item())
+        copy_ = self.spike_guard.after_step(self.step, spike, lambda: capture_weights_and_moments(self, copy=True))
+        if copy_ is not None:
+            step, (tensors, meta) = copy_
+            restore_weights_and_moments(self, tensors, meta, f"the spike guard's copy of step {step}")
 
     # --- data --------------------------------------------------------------------
     def _sampler(self, name: str, size: int) -> EpochSampler:

@@ -325,6 +325,9 @@ class TrainUNIT(io.ComfyNode):
                               collapse.update(report.step, report.losses, phase_start=phase_start)):
                     if alarm:
                         logging.warning("Train UNIT (%s): %s", name, alarm)
+                note = trainer.spike_guard and trainer.spike_guard.note_for(report.step)
+                if note:
+                    logging.warning("Train UNIT (%s): %s", name, note)
                 text = timer.describe(report.step, report.total_steps)
                 if breakdown.broke_at is not None:
                     text += (f"; looks broken down since step {breakdown.broke_at} (reconstruction error jumped): "
