@@ -132,6 +132,8 @@ def test_the_guard_keeps_copies_only_once_checked_drops_them_at_a_new_phase_and_
     assert step(603, 0.9)[1] is None and step(604, 0.9)[1] is None
     spike, copy_ = step(605, 0.9)
     assert spike and copy_[0] == 500 and guard.rollbacks == [{"step": 605, "to": 500}]
+    assert "spiked at step 605" in guard.note_for(605) and "copy of step 500" in guard.note_for(605)
+    assert guard.note_for(604) is None and guard.note_for(606) is None  # what train and Train UNIT print, once
     guard.new_phase()  # a restart: the copy from before it would undo the fresh D
     assert [step(n, 0.9)[1] for n in range(606, 612)] == [None] * 6
     guard.good, guard.streak = (700, ({}, {})), 0
