@@ -208,7 +208,9 @@ class TrainUNIT(io.ComfyNode):
                                      "differ by seed: of four emoji64 default runs on a GPU (bf16, the former rate 1.6e-3), "
                                      "one (seed 3) broke down into swapped colours (the same seed trained normally on a CPU); the node's "
                                      "progress text says so when the reconstruction error jumps to 3x its best. If the "
-                                     "preview shows it, train again with another seed."),
+                                     "preview shows it, train again with another seed. Since session 38 emoji64 rolls a "
+                                     "sudden breakdown back to a healthy copy of the run from at most 200 steps before and "
+                                     "goes on (spike_rollback 4; the log says when)."),
                 io.Combo.Input("preset", options=sorted(PRESETS), default="emoji64",
                                tooltip="Recipe: emoji64 (default: fast 64 px RGB, the measured best translation per "
                                        "minute on a CPU; its edge loss, lambda_edges 600, took the default emoji run's "
