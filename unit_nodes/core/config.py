@@ -160,8 +160,8 @@ class UNITConfig:
     # six before it, alone; a breakdown sends it 10-20x and keeps it there. Measured (session 38): the
     # bundled pair's command with lambda_edges=600 broke down at step ~2570 (seed 0) and ~7080 (seed 1);
     # seed 0 again with 4, bit for bit the same run until then, was rolled back at step 2567 to its copy
-    # of step 2500 and trained on healthy (docs/RESULTS.md item 000000000000000000000000000000000).
-    # emoji64 uses 4 since then.
+    # of step 2500 and trained through healthy to 79.14 / 72.54 (docs/RESULTS.md item
+    # 000000000000000000000000000000000). emoji64 uses 4 since then.
     spike_rollback: float = 0.0
 
     # --- training aids (additions to the paper; 0 / "" is the paper's setting) ----------
