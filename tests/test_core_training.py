@@ -54,9 +54,11 @@ def test_short_training_learns_the_known_mapping():
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_hold_identical_weights(tmp_path):
+@pytest.mark.parametrize("mode", ["plain", "spike"])
+def test_ddp_two_processes_hold_identical_weights(tmp_path, mode):
+    """Also with config.spike_rollback when only rank 0 spikes: both ranks roll back together."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "tests" / "ddp_worker.py"), str(tmp_path)]
+           str(REPO / "tests" / "ddp_worker.py"), str(tmp_path)] + ([mode] if mode == "spike" else [])
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
@@ -65,6 +67,9 @@ def test_ddp_two_processes_hold_identical_weights(tmp_path):
         assert torch.equal(r0[k], r1[k]), k
     # identical weights although each rank trained on different data (DDP averaged the gradients)
     assert (tmp_path / "order0.txt").read_text() != (tmp_path / "order1.txt").read_text()
+    if mode == "spike":
+        assert (tmp_path / "rollbacks0.txt").read_text() == (tmp_path / "rollbacks1.txt").read_text() == \
+            "[{'step': 11, 'to': 8}]"
 
 
 def _write_pngs(folder: Path, images: torch.Tensor, extra_junk: bool = False):
