@@ -141,7 +141,7 @@ def load_training_state(trainer, path: str | os.PathLike) -> int:
     try:
         restore_weights_and_moments(trainer, tensors, meta, str(path))
         if trainer.spike_guard is not None:
-            # a checkpoint of a run that had no guard (or of one before the field existed) starts it afresh
+            # (a file without the guard's state, which a guarded run always writes, starts it afresh)
             trainer.spike_guard.load_state(split_prefixed(tensors, "spike_guard."), meta.get("spike_guard"),
                                            int(meta["step"]), current=lambda: capture_weights_and_moments(trainer, copy=True))
         trainer.noise.set_state(tensors["rng.noise"])

@@ -479,7 +479,7 @@ class Trainer:
     def restart(self) -> None:
         """Begin a later phase (at ``restart_step``, then every ``restart_every`` steps): the
         translator continues from its moving average, D starts afresh, both optimisers forget their
-        moments. A function of the seed and the step alone (the global RNG is not advanced), so a
+        moments, and the spike guard drops its copy (restoring it would undo all this). A function of the seed and the step alone (the global RNG is not advanced), so a
         run resumed from any checkpoint before or at this step restarts exactly as one that was
         never interrupted."""
         if self.ema is not None:
@@ -493,6 +493,8 @@ class Trainer:
         self.model.dis.load_state_dict(fresh.state_dict())
         for opt in (self.opt_g, self.opt_d):
             opt.state.clear()
+        if self.spike_guard is not None:
+            self.spike_guard.new_phase()
 
     def _clip(self, opt: torch.optim.Optimizer) -> None:
         if self.config.grad_clip > 0:
@@ -506,8 +508,6 @@ class Trainer:
         x_a, x_b = self._prepare(x_a), self._prepare(x_b)
         if self.config.begins_phase(self.step):
             self.restart()
-            if self.spike_guard is not None:
-                self.spike_guard.new_phase()
         self._set_lr()
         fwd = self.forward(x_a, x_b)
         # during the warm start D's loss would carry weight 0: no D step at all (its Adam state
