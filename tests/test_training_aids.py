@@ -284,6 +284,28 @@ def test_edge_loss_charges_blur_that_a_pixel_l1_barely_sees_and_adds_its_weighte
         tiny_config(lambda_edges=-1.0)
 
 
+def test_edges_cycle_scale_weights_only_the_cycle_part_of_the_edge_loss():
+    """edges_cycle_scale multiplies the cycle reconstructions' edge terms alone (0: reconstructions
+    only); 1, the default, is the edge loss as it was; out of [0, 10] is refused by name."""
+    from unit_nodes.core.losses import UNITObjective
+
+    assert UNITConfig().edges_cycle_scale == 1.0
+    r, x_a, x_b, f = random_translator_pass(seed=3)
+    d = [r(2, 1, 2, 2)]
+    base, _ = UNITObjective(tiny_config()).translator(x_a, x_b, f, d, d)
+    full, t = UNITObjective(tiny_config(lambda_edges=3.0)).translator(x_a, x_b, f, d, d)
+    recon_only, _ = UNITObjective(tiny_config(lambda_edges=3.0, edges_cycle_scale=0.0)).translator(x_a, x_b, f, d, d)
+    half, _ = UNITObjective(tiny_config(lambda_edges=3.0, edges_cycle_scale=0.5)).translator(x_a, x_b, f, d, d)
+    cycle = t["edges_cycle_a"] + t["edges_cycle_b"]
+    assert cycle.item() > 0
+    torch.testing.assert_close(recon_only - base, 3.0 * (t["edges_a"] + t["edges_b"]), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(full - recon_only, 3.0 * cycle, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(half - recon_only, 1.5 * cycle, rtol=1e-4, atol=1e-4)
+    for bad in (-0.5, 11.0):
+        with pytest.raises(ConfigError, match="edges_cycle_scale"):
+            tiny_config(edges_cycle_scale=bad)
+
+
 @pytest.mark.parametrize("dis_norm", ["none", "batch"])
 def test_feature_matching_trains_the_translator_and_leaves_d_alone(dis_norm):
     """With lambda_fm the E+G step also follows D's features of the reconstructions: the same

@@ -175,7 +175,7 @@ class UNITObjective:
             for d, x, w in (("a", x_a, w_a), ("b", x_b, w_b)):
                 t[f"edges_{d}"] = gradient_l1(f[f"x_{d}{d}"].float(), x)
                 t[f"edges_cycle_{d}"] = gradient_l1(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
-                loss = loss + cfg.lambda_edges * (t[f"edges_{d}"] + w * t[f"edges_cycle_{d}"])
+                loss = loss + cfg.lambda_edges * (t[f"edges_{d}"] + cfg.edges_cycle_scale * w * t[f"edges_cycle_{d}"])
         if cfg.lambda_gan_recon and d_on_recon is not None:
             t["g_gan_rec_a"], t["g_gan_rec_b"] = (self.gan.generator_loss(o) for o in d_on_recon)
             loss = loss + cfg.lambda_gan_recon * (t["g_gan_rec_a"] + t["g_gan_rec_b"])
