@@ -105,6 +105,10 @@ class UNITConfig:
     # Which domains' images get the cycle L1 (x -> other domain -> back). "ab" is the paper.
     # Drop a side whose translation is many-to-one (MNIST-M -> MNIST discards the photo
     # background): its cycle can only be met by hiding the background in the translation.
+    # Emoji are not such a pair by FID: keeping only Twitter's cycle ("b": Google's shading is
+    # what Google -> Twitter discards) made the Google -> Twitter translations nearly as flat as
+    # real Twitter emoji but raised the default run's mean FID by 2.1 on two seeds, both
+    # directions worse (docs/RESULTS.md item 0000000000000000000000000000000000).
     cycle_domains: str = "ab"
 
     # --- optimisation ---------------------------------------------------------------
@@ -214,7 +218,10 @@ class UNITConfig:
     # x -> x_ij -> x_iji can only return the source's fine shading if the translation x_ij keeps it,
     # so a strong edge term on the cycle may hold translations to their source's detail, the
     # opposite of a change of style (Google -> Twitter translations carry 0.0635 of mean absolute
-    # pixel difference against 0.0537 in real Twitter emoji; session 39).
+    # neighbour difference against 0.0537 in real Twitter emoji; bench/translation_texture.py).
+    # Measured on the default emoji run with the frame scale, two seeds (session 39): 0 raised the
+    # mean FID by 1.7 (worse in both directions), 2 lowered it by 0.4 (level); the cycle's term helps,
+    # so 1 stays (docs/RESULTS.md item 0000000000000000000000000000000000).
     edges_cycle_scale: float = 1.0
     # An adversarial term on reconstructions as well (VAE/GAN, Larsen et al. 2016): D_i also
     # sees G_i(E_i(x_i)) as fake, and E, G are asked to make it pass, with this weight (the
