@@ -600,7 +600,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The paper's training (Liu et al. 2017, Sec. 4): on top of any preset's architecture, these
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
-                                      mirrored_init=False, lambda_fm=0.0, lambda_edges=0.0, edges_cycle_scale=1.0, code_gain=1.0, latent_noise=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
+                                      mirrored_init=False, lambda_fm=0.0, lambda_edges=0.0, edges_cycle_scale=1.0,
+                                      code_gain=1.0, latent_noise=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
                                       lambda_gan_recon=0.0, lambda_gan_late_scale=1.0, gan_warmup_steps=0,
                                       dis_spectral_norm=False, frame_scale=1.0, frame_fill_a="", frame_fill_b="", restart_step=0,
                                       spike_rollback=0.0, gan_mode="lsgan",

@@ -479,9 +479,9 @@ class Trainer:
     def restart(self) -> None:
         """Begin a later phase (at ``restart_step``, then every ``restart_every`` steps): the
         translator continues from its moving average, D starts afresh, both optimisers forget their
-        moments, and the spike guard drops its copy (restoring it would undo all this). A function of the seed and the step alone (the global RNG is not advanced), so a
-        run resumed from any checkpoint before or at this step restarts exactly as one that was
-        never interrupted."""
+        moments, and the spike guard drops its copy (restoring it would undo all this). A function
+        of the seed and the step alone (the global RNG is not advanced), so a run resumed from any
+        checkpoint before or at this step restarts exactly as one that was never interrupted."""
         if self.ema is not None:
             for part in ("enc", "gen"):
                 getattr(self.model, part).load_state_dict(getattr(self.ema, part).state_dict())
