@@ -306,6 +306,44 @@ def test_edges_cycle_scale_weights_only_the_cycle_part_of_the_edge_loss():
             tiny_config(edges_cycle_scale=bad)
 
 
+def test_focal_frequency_loss_is_a_weighted_mse_of_the_spectrum_and_adds_its_weighted_terms():
+    """lambda_freq * (FFL(x_i, x_ii) + w_i FFL(x_i, x_iji)) per domain; FFL weighs each
+    frequency's squared error by its error over the largest (so it is at most the pixel MSE, by
+    Parseval, and equal to it when every frequency is off by as much); 0 (the paper) adds nothing."""
+    from unit_nodes.core.losses import UNITObjective, focal_frequency
+
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    mse = (x - y).square().mean()
+    assert 0 < focal_frequency(x, y).item() < mse.item()
+    assert focal_frequency(x, x).item() == 0.0
+    impulse = torch.zeros(1, 1, 8, 8)
+    impulse[..., 0, 0] = 1.0  # its spectrum is flat: every frequency off by the same amount
+    torch.testing.assert_close(focal_frequency(impulse, torch.zeros_like(impulse)), impulse.square().mean())
+    sharp = torch.zeros(1, 1, 8, 8)
+    sharp[..., 4:] = 1.0
+    blurred = sharp.clone()
+    blurred[..., 3], blurred[..., 4] = 0.25, 0.75
+    shifted = sharp + 0.125  # the same pixel MSE as the blur, all of it at frequency 0
+    assert (blurred - sharp).square().mean().item() == pytest.approx((shifted - sharp).square().mean().item())
+    assert focal_frequency(blurred, sharp).item() < focal_frequency(shifted, sharp).item()  # spread thinner
+
+    assert UNITConfig().lambda_freq == 0.0
+    r, x_a, x_b, f = random_translator_pass(seed=4)
+    d = [r(2, 1, 2, 2)]
+    base, terms = UNITObjective(tiny_config(cycle_domains="a")).translator(x_a, x_b, f, d, d)
+    assert not any(k.startswith("freq") for k in terms)
+    loss, terms = UNITObjective(tiny_config(lambda_freq=3.0, cycle_domains="a")).translator(x_a, x_b, f, d, d)
+    expect = {"freq_a": focal_frequency(f["x_aa"], x_a), "freq_cycle_a": focal_frequency(f["x_aba"], x_a),
+              "freq_b": focal_frequency(f["x_bb"], x_b), "freq_cycle_b": focal_frequency(f["x_bab"], x_b)}
+    for k, v in expect.items():
+        torch.testing.assert_close(terms[k], v)
+    torch.testing.assert_close(loss - base, 3.0 * (expect["freq_a"] + expect["freq_cycle_a"] + expect["freq_b"]),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="lambda_freq"):
+        tiny_config(lambda_freq=-1.0)
+
+
 @pytest.mark.parametrize("dis_norm", ["none", "batch"])
 def test_feature_matching_trains_the_translator_and_leaves_d_alone(dis_norm):
     """With lambda_fm the E+G step also follows D's features of the reconstructions: the same

@@ -223,6 +223,13 @@ class UNITConfig:
     # mean FID by 1.7 (worse in both directions), 2 lowered it by 0.4 (level); the cycle's term helps,
     # so 1 stays (docs/RESULTS.md item 0000000000000000000000000000000000).
     edges_cycle_scale: float = 1.0
+    # Focal frequency loss (Jiang et al., ICCV 2021): lambda_freq * mean over the 2-D Fourier
+    # spectrum (orthonormal, per image and channel) of w * |F(x) - F(x_rec)|^2, on each image's
+    # reconstruction and cycle reconstruction (the cycle's as cycle_domains says), where
+    # w = |F(x) - F(x_rec)| / its largest value in that spectrum, held fixed. By Parseval the
+    # unweighted sum is the pixel MSE; the weight moves it onto the frequencies the decoders miss
+    # most, the fine detail that a blurred average of what a code allows loses. 0 is the paper.
+    lambda_freq: float = 0.0
     # An adversarial term on reconstructions as well (VAE/GAN, Larsen et al. 2016): D_i also
     # sees G_i(E_i(x_i)) as fake, and E, G are asked to make it pass, with this weight (the
     # translations' GAN terms keep lambda_gan). The decoders learn from noisy codes
@@ -366,7 +373,7 @@ class UNITConfig:
         need(self.cycle_domains in CYCLE_DOMAINS, "cycle_domains", f"must be one of {CYCLE_DOMAINS}")
         need(self.lr_policy in LR_POLICIES, "lr_policy", f"must be one of {LR_POLICIES}")
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "lambda_identity",
-                     "lambda_fm", "lambda_edges", "r1_gamma", "weight_decay", "grad_clip"):
+                     "lambda_fm", "lambda_edges", "lambda_freq", "r1_gamma", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         # The anchor compares each translation with its input pixel by pixel; across channel counts
         # the L1 would broadcast a gray image over RGB and pull every translation toward gray.
@@ -601,6 +608,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
                                       mirrored_init=False, lambda_fm=0.0, lambda_edges=0.0, edges_cycle_scale=1.0,
+                                      lambda_freq=0.0,
                                       code_gain=1.0, latent_noise=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
                                       lambda_gan_recon=0.0, lambda_gan_late_scale=1.0, gan_warmup_steps=0,
                                       dis_spectral_norm=False, frame_scale=1.0, frame_fill_a="", frame_fill_b="", restart_step=0,

@@ -37,6 +37,17 @@ def gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * (dx + dy)
 
 
+def focal_frequency(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """The focal frequency loss (Jiang et al. 2021) between x and y: the mean over the orthonormal
+    2-D spectrum of w * |F(x) - F(y)|^2, w = |F(x) - F(y)|^alpha scaled to a largest value of 1 in
+    each image's channel and held fixed (no gradient), so the frequencies furthest off weigh most."""
+    diff = torch.fft.fft2(x.float(), norm="ortho") - torch.fft.fft2(y.float(), norm="ortho")
+    power = diff.real.square() + diff.imag.square()
+    weight = power.sqrt().pow(alpha)
+    weight = (weight / weight.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)).detach()
+    return (weight * power).mean()
+
+
 def feature_matching(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]) -> torch.Tensor:
     """Mean over D's layers of the L1 between its activations of real images and of their
     paired reconstructions; the real side is a fixed target."""
@@ -176,6 +187,11 @@ class UNITObjective:
                 t[f"edges_{d}"] = gradient_l1(f[f"x_{d}{d}"].float(), x)
                 t[f"edges_cycle_{d}"] = gradient_l1(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
                 loss = loss + cfg.lambda_edges * (t[f"edges_{d}"] + cfg.edges_cycle_scale * w * t[f"edges_cycle_{d}"])
+        if cfg.lambda_freq:
+            for d, x, w in (("a", x_a, w_a), ("b", x_b, w_b)):
+                t[f"freq_{d}"] = focal_frequency(f[f"x_{d}{d}"].float(), x)
+                t[f"freq_cycle_{d}"] = focal_frequency(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
+                loss = loss + cfg.lambda_freq * (t[f"freq_{d}"] + w * t[f"freq_cycle_{d}"])
         if cfg.lambda_gan_recon and d_on_recon is not None:
             t["g_gan_rec_a"], t["g_gan_rec_b"] = (self.gan.generator_loss(o) for o in d_on_recon)
             loss = loss + cfg.lambda_gan_recon * (t["g_gan_rec_a"] + t["g_gan_rec_b"])
