@@ -344,6 +344,41 @@ def test_focal_frequency_loss_is_a_weighted_mse_of_the_spectrum_and_adds_its_wei
         tiny_config(lambda_freq=-1.0)
 
 
+def test_ssim_loss_is_evals_ssim_made_a_loss_and_adds_its_weighted_terms():
+    """lambda_ssim * ((1 - SSIM(x_i, x_ii)) + w_i (1 - SSIM(x_i, x_iji))) per domain, SSIM the very
+    function ``eval`` reports (in float64 there), differentiable; 0 (the paper) adds nothing."""
+    from unit_nodes.core.losses import UNITObjective, structural_similarity
+    from unit_nodes.tools.evaluate import ssim
+
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    y = (x + 0.3 * torch.randn(2, 3, 16, 16, generator=g)).clamp(-1, 1).requires_grad_(True)
+    s = structural_similarity(y, x)
+    torch.testing.assert_close(s.detach(), ssim(y.detach(), x), rtol=1e-5, atol=1e-5)
+    assert structural_similarity(x, x).allclose(torch.ones(2))
+    (1 - s.mean()).backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+
+    assert UNITConfig().lambda_ssim == 0.0
+    r, _, _, f = random_translator_pass(seed=7)  # SSIM's 11 px window needs larger images than its 8 px
+    x_a, x_b = (r(2, 1, 16, 16).clamp(-1, 1) for _ in range(2))
+    f.update({k: r(2, 1, 16, 16).clamp(-1, 1) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
+    d = [r(2, 1, 2, 2)]
+    base, terms = UNITObjective(tiny_config(cycle_domains="b")).translator(x_a, x_b, f, d, d)
+    assert not any(k.startswith("ssim") for k in terms)
+    loss, terms = UNITObjective(tiny_config(lambda_ssim=3.0, cycle_domains="b")).translator(x_a, x_b, f, d, d)
+    expect = {f"ssim_{k}": 1 - structural_similarity(f[src], x).mean()
+              for k, src, x in (("a", "x_aa", x_a), ("cycle_a", "x_aba", x_a), ("b", "x_bb", x_b), ("cycle_b", "x_bab", x_b))}
+    for k, v in expect.items():
+        torch.testing.assert_close(terms[k], v)
+    torch.testing.assert_close(loss - base, 3.0 * (expect["ssim_a"] + expect["ssim_b"] + expect["ssim_cycle_b"]),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="lambda_ssim"):
+        tiny_config(lambda_ssim=-1.0)
+    with pytest.raises(ConfigError, match="lambda_ssim.*11"):
+        tiny_config(lambda_ssim=1.0, image_size=8)
+
+
 @pytest.mark.parametrize("dis_norm", ["none", "batch"])
 def test_feature_matching_trains_the_translator_and_leaves_d_alone(dis_norm):
     """With lambda_fm the E+G step also follows D's features of the reconstructions: the same

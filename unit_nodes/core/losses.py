@@ -37,6 +37,31 @@ def gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * (dx + dy)
 
 
+def gaussian_window(size: int, sigma: float, channels: int, dtype, device) -> torch.Tensor:
+    """A normalised 2-D Gaussian kernel, one per channel, for a depthwise convolution."""
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum()).to(dtype=dtype, device=device)
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def structural_similarity(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-image SSIM (Wang et al. 2004) of ``[N, C, H, W]`` batches in [-1, 1], on the images
+    mapped to [0, 1] (data range 1, K1 0.01, K2 0.03), Gaussian window, valid convolution, mean
+    over channels and pixels; in the inputs' dtype, differentiable (``eval``'s SSIM and the
+    ``lambda_ssim`` loss)."""
+    x, y = (x + 1) / 2, (y + 1) / 2
+    c = x.shape[1]
+    w = gaussian_window(window, sigma, c, x.dtype, x.device)
+    mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
+    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
+    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
+    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
 def focal_frequency(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """The focal frequency loss (Jiang et al. 2021) between x and y: the mean over the orthonormal
     2-D spectrum of w * |F(x) - F(y)|^2, w = |F(x) - F(y)|^alpha scaled to a largest value of 1 in
@@ -192,6 +217,11 @@ class UNITObjective:
                 t[f"freq_{d}"] = focal_frequency(f[f"x_{d}{d}"].float(), x)
                 t[f"freq_cycle_{d}"] = focal_frequency(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
                 loss = loss + cfg.lambda_freq * (t[f"freq_{d}"] + w * t[f"freq_cycle_{d}"])
+        if cfg.lambda_ssim:
+            for d, x, w in (("a", x_a, w_a), ("b", x_b, w_b)):
+                t[f"ssim_{d}"] = 1 - structural_similarity(f[f"x_{d}{d}"].float(), x).mean()
+                t[f"ssim_cycle_{d}"] = 1 - structural_similarity(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x).mean()
+                loss = loss + cfg.lambda_ssim * (t[f"ssim_{d}"] + w * t[f"ssim_cycle_{d}"])
         if cfg.lambda_gan_recon and d_on_recon is not None:
             t["g_gan_rec_a"], t["g_gan_rec_b"] = (self.gan.generator_loss(o) for o in d_on_recon)
             loss = loss + cfg.lambda_gan_recon * (t["g_gan_rec_a"] + t["g_gan_rec_b"])

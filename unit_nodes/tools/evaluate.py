@@ -69,6 +69,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.losses import structural_similarity
 from ..core.tensors import to_unit_range
 
 CLASSIFIER_DIR = Path(__file__).resolve().parents[2] / "weights" / "classifiers"
@@ -243,33 +244,16 @@ def evaluate_digit_task(model, task: str, data_root=None, classifier_dir=None, l
 # ----------------------------------------------------------------------------- image metrics
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, dtype, device) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = (g / g.sum()).to(dtype=dtype, device=device)
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
-
-
 def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Per-image SSIM (Wang et al. 2004) of ``[N, C, H, W]`` batches in [-1, 1], computed
     on the images mapped to [0, 1] (data range 1, K1 0.01, K2 0.03) as is standard: the
     luminance term depends on absolute levels. Gaussian window, valid convolution, mean
-    over channels and pixels."""
+    over channels and pixels; in float64 (the loss of the same name trains in float32)."""
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim needs two [N, C, H, W] batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if min(x.shape[-2:]) < window:
         raise ValueError(f"ssim window {window} is larger than the images {tuple(x.shape[-2:])}")
-    x, y = (x.double() + 1) / 2, (y.double() + 1) / 2
-    data_range = 1.0
-    c = x.shape[1]
-    w = _gaussian_window(window, sigma, c, x.dtype, x.device)
-    mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
-    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
-    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
-    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.mean(dim=(1, 2, 3)).float()
+    return structural_similarity(x.double(), y.double(), window, sigma).float()
 
 
 def l1_01(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
