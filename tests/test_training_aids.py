@@ -356,6 +356,8 @@ def test_ssim_loss_is_evals_ssim_made_a_loss_and_adds_its_weighted_terms():
     s = structural_similarity(y, x)
     torch.testing.assert_close(s.detach(), ssim(y.detach(), x), rtol=1e-5, atol=1e-5)
     assert structural_similarity(x, x).allclose(torch.ones(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in a bf16 training step: still float32 inside
+        torch.testing.assert_close(structural_similarity(y, x), s)
     (1 - s.mean()).backward()
     assert y.grad is not None and y.grad.abs().sum() > 0
 

@@ -50,16 +50,19 @@ def structural_similarity(x: torch.Tensor, y: torch.Tensor, window: int = 11, si
     mapped to [0, 1] (data range 1, K1 0.01, K2 0.03), Gaussian window, valid convolution, mean
     over channels and pixels; in the inputs' dtype, differentiable (``eval``'s SSIM and the
     ``lambda_ssim`` loss)."""
-    x, y = (x + 1) / 2, (y + 1) / 2
-    c = x.shape[1]
-    w = gaussian_window(window, sigma, c, x.dtype, x.device)
-    mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
-    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
-    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
-    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.mean(dim=(1, 2, 3))
+    # Under autocast the convolutions would run in bf16 / fp16, where E[x^2] - E[x]^2 cancels to noise
+    # and a variance can come out negative (a training step's loss went to -inf at step 3).
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, y = (x + 1) / 2, (y + 1) / 2
+        c = x.shape[1]
+        w = gaussian_window(window, sigma, c, x.dtype, x.device)
+        mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
+        sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
+        syy = F.conv2d(y * y, w, groups=c) - mu_y**2
+        sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
+        c1, c2 = 0.01**2, 0.03**2
+        s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+        return s.mean(dim=(1, 2, 3))
 
 
 def focal_frequency(x: torch.Tensor, y: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
