@@ -126,6 +126,29 @@ def test_resume_with_ema_and_augmentation_is_bit_identical(tmp_path):
     assert_resume_is_bit_identical(tiny_config(ema_decay=0.9, augment="color,translation,cutout"), tmp_path, stop_at=3)
 
 
+def test_instance_noise_on_d_inputs_falls_to_zero_and_resumes_bit_identically(tmp_path):
+    """dis_input_noise: D's inputs get Gaussian noise of that standard deviation at step 0, falling
+    linearly to none at total_steps, drawn from the trainer's checkpointed generator; 0 (the paper)
+    leaves them as they are."""
+    cfg = tiny_config(dis_input_noise=0.2, total_steps=10)
+    trainer = Trainer(UNIT(cfg), device="cpu", seed=0)
+    x = torch.zeros(64, 3, 16, 16)
+    assert trainer.dis_input_noise_at(0) == pytest.approx(0.2)
+    assert trainer.dis_input_noise_at(5) == pytest.approx(0.1)
+    assert trainer.dis_input_noise_at(10) == trainer.dis_input_noise_at(12) == 0.0
+    assert trainer._augment(x).std().item() == pytest.approx(0.2, rel=0.05)
+    trainer.step = 5
+    assert trainer._augment(x).std().item() == pytest.approx(0.1, rel=0.05)
+    trainer.step = 10
+    assert torch.equal(trainer._augment(x), x)
+    plain = Trainer(UNIT(tiny_config()), device="cpu", seed=0)
+    assert plain.dis_input_noise_at(0) == 0.0 and torch.equal(plain._augment(x), x)
+    with pytest.raises(ConfigError, match="dis_input_noise"):
+        tiny_config(dis_input_noise=-0.1)
+    assert_resume_is_bit_identical(tiny_config(dis_input_noise=0.3, total_steps=6, augment="translation", ema_decay=0.9),
+                                  tmp_path, stop_at=3)
+
+
 def test_step_timer_reports_the_steady_rate_and_time_left():
     from unit_nodes.core.progress import StepTimer, format_duration
 

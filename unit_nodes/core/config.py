@@ -229,6 +229,9 @@ class UNITConfig:
     # w = |F(x) - F(x_rec)| / its largest value in that spectrum, held fixed. By Parseval the
     # unweighted sum is the pixel MSE; the weight moves it onto the frequencies the decoders miss
     # most, the fine detail that a blurred average of what a code allows loses. 0 is the paper.
+    # Measured worse on the default emoji run (session 40, seed 0): 500 raised the mean FID by 3.2,
+    # 2000 by 12.4, every measure worse; the weight chases the largest spectral errors, which move from
+    # step to step (docs/RESULTS.md item 00000000000000000000000000000000000).
     lambda_freq: float = 0.0
     # Structural dissimilarity: lambda_ssim * (1 - SSIM(x, x_rec)) on each image's reconstruction and
     # cycle reconstruction (the cycle's as cycle_domains says); SSIM as eval's (11 x 11 Gaussian window).
@@ -236,6 +239,12 @@ class UNITConfig:
     # of fine shading costs it more than a pixel L1 (Zhao et al. 2017 mix it with L1 for restoration).
     # 0 is the paper.
     lambda_ssim: float = 0.0
+    # Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017): Gaussian noise of this standard
+    # deviation (image units, images in [-1, 1]) added to every image a discriminator sees, real and
+    # translated alike, after the augmentation, falling linearly to 0 at total_steps. Noise blurs the
+    # two distributions into each other, so D cannot separate them perfectly early on and its
+    # gradients stay informative. 0 is the paper.
+    dis_input_noise: float = 0.0
     # An adversarial term on reconstructions as well (VAE/GAN, Larsen et al. 2016): D_i also
     # sees G_i(E_i(x_i)) as fake, and E, G are asked to make it pass, with this weight (the
     # translations' GAN terms keep lambda_gan). The decoders learn from noisy codes
@@ -379,7 +388,7 @@ class UNITConfig:
         need(self.cycle_domains in CYCLE_DOMAINS, "cycle_domains", f"must be one of {CYCLE_DOMAINS}")
         need(self.lr_policy in LR_POLICIES, "lr_policy", f"must be one of {LR_POLICIES}")
         for name in ("lambda_gan", "lambda_kl", "lambda_recon", "lambda_cc_kl", "lambda_cc_recon", "lambda_identity",
-                     "lambda_fm", "lambda_edges", "lambda_freq", "lambda_ssim", "r1_gamma", "weight_decay", "grad_clip"):
+                     "lambda_fm", "lambda_edges", "lambda_freq", "lambda_ssim", "dis_input_noise", "r1_gamma", "weight_decay", "grad_clip"):
             need(float(getattr(self, name)) >= 0, name, "must be >= 0")
         # The anchor compares each translation with its input pixel by pixel; across channel counts
         # the L1 would broadcast a gray image over RGB and pull every translation toward gray.
@@ -616,7 +625,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # undo the additions of the fast recipe.
 PAPER_TRAINING: dict[str, Any] = dict(lr=1e-4, beta1=0.5, beta2=0.999, ema_decay=0.0, augment="", lambda_identity=0.0,
                                       mirrored_init=False, lambda_fm=0.0, lambda_edges=0.0, edges_cycle_scale=1.0,
-                                      lambda_freq=0.0, lambda_ssim=0.0,
+                                      lambda_freq=0.0, lambda_ssim=0.0, dis_input_noise=0.0,
                                       code_gain=1.0, latent_noise=1.0, r1_gamma=0.0, dis_lr_ratio=1.0,
                                       lambda_gan_recon=0.0, lambda_gan_late_scale=1.0, gan_warmup_steps=0,
                                       dis_spectral_norm=False, frame_scale=1.0, frame_fill_a="", frame_fill_b="", restart_step=0,

@@ -310,7 +310,18 @@ class Trainer:
 
     # --- helpers -----------------------------------------------------------------
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.augment_policy, self.noise) if self.augment_policy else x
+        if self.augment_policy:
+            x = diff_augment(x, self.augment_policy, self.noise)
+        sigma = self.dis_input_noise_at(self.step)
+        if sigma:
+            x = x + sigma * torch.randn(x.shape, generator=self.noise, device=x.device, dtype=x.dtype)
+        return x
+
+    def dis_input_noise_at(self, step: int) -> float:
+        """The standard deviation of the instance noise on D's inputs at ``step``: dis_input_noise,
+        falling linearly to 0 at total_steps."""
+        cfg = self.config
+        return cfg.dis_input_noise * max(0.0, 1.0 - step / max(1, cfg.total_steps)) if cfg.dis_input_noise else 0.0
 
     def lr_at(self, step: int) -> float:
         cfg = self.config
