@@ -18,7 +18,6 @@ import argparse
 
 import torch
 
-from unit_nodes.core import data
 from unit_nodes.core.networks import reframe
 from unit_nodes.tools import evaluate as ev
 
@@ -49,30 +48,15 @@ def main() -> None:
 
     model, _ = ev.load_pair(args.model, domain_names=(args.domain_a, args.domain_b))
     model.eval()
-    _, test_g, test_t = data.emoji_pairs("test", model.config.image_size, args.data_root)
-    if args.limit:
-        test_g, test_t = test_g[: args.limit], test_t[: args.limit]
-    net_file = ev.find_inception(None)
-    net = ev.load_inception(net_file)
-    cache = ev.FeatureCache(args.cache_dir)
-    test = {"google": test_g, "twitter": test_t}
-    feats = {k: cache.get(v, net_file, lambda v=v: ev.inception_features(net, v)) for k, v in test.items()}
-    side = {k: ev.domain_of(model, f"emoji-{k}") for k in test}
-
-    def row(name: str, y: torch.Tensor, truth: torch.Tensor, real) -> None:
-        f = ev.inception_features(net, y)
-        fid, kid = ev.fid_from_features(f, real), 1000 * ev.kid_from_features(f, real)[0]
-        l1, s = float(ev.l1_01(y, truth).mean()), float(ev.ssim(y, truth).mean())
-        print(f"{name:<44} FID {fid:7.2f}  KID {kid:6.2f}  L1 {l1:.4f}  SSIM {s:.4f}", flush=True)
-
+    split = ev.EmojiTestSplit(model.config.image_size, args.data_root, args.cache_dir, args.limit)
+    side = {k: ev.domain_of(model, f"emoji-{k}") for k in split.STYLES}
     for src, dst in (("google", "twitter"), ("twitter", "google")):
-        x, truth = test[src], test[dst]
-        s, t = side[src], side[dst]
+        x, s, t = split.images[src], side[src], side[dst]
         print(f"{src} -> {dst} ({len(x)} images)")
-        row("identity", x, truth, feats[dst])
-        row("translation G_t(z)", translations(model, x, s, t, 0.0), truth, feats[dst])
+        split.print_row("identity", x, dst)
+        split.print_row("translation G_t(z)", translations(model, x, s, t, 0.0), dst)
         for alpha in args.alphas:
-            row(f"G_t(z) + {alpha:g} * (x - G_s(z))", translations(model, x, s, t, alpha), truth, feats[dst])
+            split.print_row(f"G_t(z) + {alpha:g} * (x - G_s(z))", translations(model, x, s, t, alpha), dst)
 
 
 if __name__ == "__main__":

@@ -83,37 +83,25 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=["diag", "wct", "wct@0.5"],
                    help="alignments to score: diag, wct, or either as KIND@STRENGTH")
     p.add_argument("--cache-dir", default="runs/featcache", help="Inception features of the real images")
+    p.add_argument("--limit", type=int, default=None, help="first N test and training images only (a smoke test)")
     args = p.parse_args()
 
     model, _ = ev.load_pair(args.model, domain_names=(args.domain_a, args.domain_b))
     model.eval()
     size = model.config.image_size
-    _, test_g, test_t = data.emoji_pairs("test", size, args.data_root)
-    train = {k: data.load_emoji_arrays(k, "train", size, args.data_root)[0] for k in ("google", "twitter")}
-    net_file = ev.find_inception(None)
-    net = ev.load_inception(net_file)
-    cache = ev.FeatureCache(args.cache_dir)
-    test = {"google": test_g, "twitter": test_t}
-    feats = {k: cache.get(v, net_file, lambda v=v: ev.inception_features(net, v)) for k, v in test.items()}
-    side = {k: ev.domain_of(model, f"emoji-{k}") for k in test}
-    stats = {k: code_statistics(codes(model, train[k], side[k])) for k in train}
-
-    def row(name: str, y: torch.Tensor, truth: torch.Tensor, real) -> None:
-        f = ev.inception_features(net, y)
-        fid, kid = ev.fid_from_features(f, real), 1000 * ev.kid_from_features(f, real)[0]
-        l1, s = float(ev.l1_01(y, truth).mean()), float(ev.ssim(y, truth).mean())
-        print(f"{name:<30} FID {fid:7.2f}  KID {kid:6.2f}  L1 {l1:.4f}  SSIM {s:.4f}", flush=True)
-
+    split = ev.EmojiTestSplit(size, args.data_root, args.cache_dir, args.limit)
+    side = {k: ev.domain_of(model, f"emoji-{k}") for k in split.STYLES}
+    stats = {k: code_statistics(codes(model, data.load_emoji_arrays(k, "train", size, args.data_root)[0][: args.limit], side[k]))
+             for k in split.STYLES}
     for src, dst in (("google", "twitter"), ("twitter", "google")):
-        x, truth = test[src], test[dst]
-        s, t = side[src], side[dst]
+        x, s, t = split.images[src], side[src], side[dst]
         print(f"{src} -> {dst} ({len(x)} images)")
-        row("identity", x, truth, feats[dst])
-        row("translation", translations(model, x, s, t), truth, feats[dst])
+        split.print_row("identity", x, dst, width=30)
+        split.print_row("translation", translations(model, x, s, t), dst, width=30)
         for variant in args.variants:
             kind, _, strength = variant.partition("@")
             align = aligner(stats[src], stats[dst], kind, float(strength or 1.0))
-            row(f"aligned {variant}", translations(model, x, s, t, align), truth, feats[dst])
+            split.print_row(f"aligned {variant}", translations(model, x, s, t, align), dst, width=30)
 
 
 if __name__ == "__main__":

@@ -238,15 +238,16 @@ class UNITConfig:
     # SSIM compares local means, contrasts and correlations, so a blur that flattens the local contrast
     # of fine shading costs it more than a pixel L1 (Zhao et al. 2017 mix it with L1 for restoration).
     # 0 is the paper. On the default emoji run (session 40) 200 lowered the mean FID by 1.16 and 0.75 on
-    # two seeds (Google -> Twitter by 1.8 and 0.6), 60 by 0.87 on one, at no measurable cost per step:
-    # 0.04 short of the rule for the preset, so emoji64 keeps 0 until a second screen or a full run
-    # (docs/RESULTS.md item 00000000000000000000000000000000000).
+    # two seeds (Google -> Twitter by 1.8 and 0.6); 60 and 600 by 0.87 and 0.70 on one seed (Google ->
+    # Twitter 1.3 and 1.6), at about 5 % more time per step: 0.04 short of the rule for the preset, so
+    # emoji64 keeps 0 until a full run says more (docs/RESULTS.md item 00000000000000000000000000000000000).
     lambda_ssim: float = 0.0
     # Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017): Gaussian noise of this standard
     # deviation (image units, images in [-1, 1]) added to every image a discriminator sees, real and
     # translated alike, after the augmentation, falling linearly to 0 at total_steps. Noise blurs the
     # two distributions into each other, so D cannot separate them perfectly early on and its
-    # gradients stay informative. 0 is the paper.
+    # gradients stay informative. 0 is the paper. 0.1 was level on the default emoji run (session 40,
+    # one seed: +0.14 mean FID; docs/RESULTS.md item 00000000000000000000000000000000000).
     dis_input_noise: float = 0.0
     # An adversarial term on reconstructions as well (VAE/GAN, Larsen et al. 2016): D_i also
     # sees G_i(E_i(x_i)) as fake, and E, G are asked to make it pass, with this weight (the

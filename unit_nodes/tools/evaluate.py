@@ -406,6 +406,36 @@ class FeatureCache:
 # ----------------------------------------------------------------------------- emoji
 
 
+class EmojiTestSplit:
+    """The fixed paired emoji test split of ``eval emoji`` with its real images' Inception features
+    (cached in ``cache_dir``), to score any outputs with the same four measures: for the benchmarks
+    that compare variants of one model's translations."""
+
+    STYLES = ("google", "twitter")
+
+    def __init__(self, size: int, data_root=None, cache_dir: str | os.PathLike | None = None, limit: int | None = None):
+        from ..core import data
+
+        _, google, twitter = data.emoji_pairs("test", size, data_root)
+        self.images = {"google": google[:limit], "twitter": twitter[:limit]}
+        self.net_file = find_inception(None)
+        self.net = load_inception(self.net_file)
+        cache = FeatureCache(cache_dir)
+        self.features = {k: cache.get(v, self.net_file, lambda v=v: inception_features(self.net, v))
+                         for k, v in self.images.items()}
+
+    def score(self, outputs: torch.Tensor, target: str) -> tuple[float, float, float, float]:
+        """FID, KID x1000, L1 and SSIM of ``outputs`` (row i drawn from emoji i) against the target
+        style's real test images and their paired drawings."""
+        f, real, truth = inception_features(self.net, outputs), self.features[target], self.images[target]
+        return (fid_from_features(f, real), 1000 * kid_from_features(f, real)[0],
+                float(l1_01(outputs, truth).mean()), float(ssim(outputs, truth).mean()))
+
+    def print_row(self, name: str, outputs: torch.Tensor, target: str, width: int = 44) -> None:
+        fid, kid, l1, s = self.score(outputs, target)
+        print(f"{name:<{width}} FID {fid:7.2f}  KID {kid:6.2f}  L1 {l1:.4f}  SSIM {s:.4f}", flush=True)
+
+
 @dataclass
 class VisualResult:
     direction: str
