@@ -278,10 +278,28 @@ def test_feature_matching_adds_its_weighted_terms_and_is_off_by_default():
         tiny_config(lambda_fm=-1.0)
 
 
+def assert_adds_fidelity_terms(field: str, prefix: str, distance, f, x_a, x_b, d, cycle_domains: str) -> None:
+    """``field`` = 3 adds 3 * (distance(x_ii, x_i) + w_i distance(x_iji, x_i)) per domain, logged as
+    ``<prefix>_i`` and ``<prefix>_cycle_i``, w_i as cycle_domains says; 0 adds nothing; < 0 is refused."""
+    from unit_nodes.core.losses import UNITObjective
+
+    base, terms = UNITObjective(tiny_config(cycle_domains=cycle_domains)).translator(x_a, x_b, f, d, d)
+    assert not any(k.startswith(prefix) for k in terms)
+    loss, terms = UNITObjective(tiny_config(**{field: 3.0}, cycle_domains=cycle_domains)).translator(x_a, x_b, f, d, d)
+    expect = {f"{prefix}_a": distance(f["x_aa"], x_a), f"{prefix}_cycle_a": distance(f["x_aba"], x_a),
+              f"{prefix}_b": distance(f["x_bb"], x_b), f"{prefix}_cycle_b": distance(f["x_bab"], x_b)}
+    for k, v in expect.items():
+        torch.testing.assert_close(terms[k], v)
+    kept = [f"{prefix}_a", f"{prefix}_b"] + [f"{prefix}_cycle_{c}" for c in cycle_domains]
+    torch.testing.assert_close(loss - base, 3.0 * sum(expect[k] for k in kept), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match=field):
+        tiny_config(**{field: -1.0})
+
+
 def test_edge_loss_charges_blur_that_a_pixel_l1_barely_sees_and_adds_its_weighted_terms():
     """lambda_edges * (GDL(x_i, x_ii) + w_i GDL(x_i, x_iji)) per domain, GDL = L1 of the
     neighbour differences; the cycle part follows cycle_domains; 0 (the paper) adds nothing."""
-    from unit_nodes.core.losses import UNITObjective, gradient_l1, l1
+    from unit_nodes.core.losses import gradient_l1, l1
 
     step = torch.zeros(1, 1, 8, 8)
     step[..., 4:] = 1.0  # a vertical edge
@@ -293,18 +311,7 @@ def test_edge_loss_charges_blur_that_a_pixel_l1_barely_sees_and_adds_its_weighte
 
     assert UNITConfig().lambda_edges == 0.0
     r, x_a, x_b, f = random_translator_pass(seed=2)
-    d = [r(2, 1, 2, 2)]
-    base, terms = UNITObjective(tiny_config(cycle_domains="a")).translator(x_a, x_b, f, d, d)
-    assert not any(k.startswith("edges") for k in terms)
-    loss, terms = UNITObjective(tiny_config(lambda_edges=3.0, cycle_domains="a")).translator(x_a, x_b, f, d, d)
-    expect = {"edges_a": gradient_l1(f["x_aa"], x_a), "edges_cycle_a": gradient_l1(f["x_aba"], x_a),
-              "edges_b": gradient_l1(f["x_bb"], x_b), "edges_cycle_b": gradient_l1(f["x_bab"], x_b)}
-    for k, v in expect.items():
-        torch.testing.assert_close(terms[k], v)
-    torch.testing.assert_close(loss - base, 3.0 * (expect["edges_a"] + expect["edges_cycle_a"] + expect["edges_b"]),
-                               rtol=1e-4, atol=1e-4)
-    with pytest.raises(ConfigError, match="lambda_edges"):
-        tiny_config(lambda_edges=-1.0)
+    assert_adds_fidelity_terms("lambda_edges", "edges", gradient_l1, f, x_a, x_b, [r(2, 1, 2, 2)], cycle_domains="a")
 
 
 def test_edges_cycle_scale_weights_only_the_cycle_part_of_the_edge_loss():
@@ -333,7 +340,7 @@ def test_focal_frequency_loss_is_a_weighted_mse_of_the_spectrum_and_adds_its_wei
     """lambda_freq * (FFL(x_i, x_ii) + w_i FFL(x_i, x_iji)) per domain; FFL weighs each
     frequency's squared error by its error over the largest (so it is at most the pixel MSE, by
     Parseval, and equal to it when every frequency is off by as much); 0 (the paper) adds nothing."""
-    from unit_nodes.core.losses import UNITObjective, focal_frequency
+    from unit_nodes.core.losses import focal_frequency
 
     g = torch.Generator().manual_seed(5)
     x, y = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
@@ -353,24 +360,13 @@ def test_focal_frequency_loss_is_a_weighted_mse_of_the_spectrum_and_adds_its_wei
 
     assert UNITConfig().lambda_freq == 0.0
     r, x_a, x_b, f = random_translator_pass(seed=4)
-    d = [r(2, 1, 2, 2)]
-    base, terms = UNITObjective(tiny_config(cycle_domains="a")).translator(x_a, x_b, f, d, d)
-    assert not any(k.startswith("freq") for k in terms)
-    loss, terms = UNITObjective(tiny_config(lambda_freq=3.0, cycle_domains="a")).translator(x_a, x_b, f, d, d)
-    expect = {"freq_a": focal_frequency(f["x_aa"], x_a), "freq_cycle_a": focal_frequency(f["x_aba"], x_a),
-              "freq_b": focal_frequency(f["x_bb"], x_b), "freq_cycle_b": focal_frequency(f["x_bab"], x_b)}
-    for k, v in expect.items():
-        torch.testing.assert_close(terms[k], v)
-    torch.testing.assert_close(loss - base, 3.0 * (expect["freq_a"] + expect["freq_cycle_a"] + expect["freq_b"]),
-                               rtol=1e-4, atol=1e-4)
-    with pytest.raises(ConfigError, match="lambda_freq"):
-        tiny_config(lambda_freq=-1.0)
+    assert_adds_fidelity_terms("lambda_freq", "freq", focal_frequency, f, x_a, x_b, [r(2, 1, 2, 2)], cycle_domains="a")
 
 
 def test_ssim_loss_is_evals_ssim_made_a_loss_and_adds_its_weighted_terms():
     """lambda_ssim * ((1 - SSIM(x_i, x_ii)) + w_i (1 - SSIM(x_i, x_iji))) per domain, SSIM the very
     function ``eval`` reports (in float64 there), differentiable; 0 (the paper) adds nothing."""
-    from unit_nodes.core.losses import UNITObjective, structural_similarity
+    from unit_nodes.core.losses import structural_similarity
     from unit_nodes.tools.evaluate import ssim
 
     g = torch.Generator().manual_seed(6)
@@ -388,18 +384,8 @@ def test_ssim_loss_is_evals_ssim_made_a_loss_and_adds_its_weighted_terms():
     r, _, _, f = random_translator_pass(seed=7)  # SSIM's 11 px window needs larger images than its 8 px
     x_a, x_b = (r(2, 1, 16, 16).clamp(-1, 1) for _ in range(2))
     f.update({k: r(2, 1, 16, 16).clamp(-1, 1) for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")})
-    d = [r(2, 1, 2, 2)]
-    base, terms = UNITObjective(tiny_config(cycle_domains="b")).translator(x_a, x_b, f, d, d)
-    assert not any(k.startswith("ssim") for k in terms)
-    loss, terms = UNITObjective(tiny_config(lambda_ssim=3.0, cycle_domains="b")).translator(x_a, x_b, f, d, d)
-    expect = {f"ssim_{k}": 1 - structural_similarity(f[src], x).mean()
-              for k, src, x in (("a", "x_aa", x_a), ("cycle_a", "x_aba", x_a), ("b", "x_bb", x_b), ("cycle_b", "x_bab", x_b))}
-    for k, v in expect.items():
-        torch.testing.assert_close(terms[k], v)
-    torch.testing.assert_close(loss - base, 3.0 * (expect["ssim_a"] + expect["ssim_b"] + expect["ssim_cycle_b"]),
-                               rtol=1e-4, atol=1e-4)
-    with pytest.raises(ConfigError, match="lambda_ssim"):
-        tiny_config(lambda_ssim=-1.0)
+    assert_adds_fidelity_terms("lambda_ssim", "ssim", lambda y, x: 1 - structural_similarity(y, x).mean(),
+                               f, x_a, x_b, [r(2, 1, 2, 2)], cycle_domains="b")
     with pytest.raises(ConfigError, match="lambda_ssim.*11"):
         tiny_config(lambda_ssim=1.0, image_size=8)
 

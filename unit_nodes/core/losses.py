@@ -210,21 +210,18 @@ class UNITObjective:
             anchor_b = reframe(x_b, 1.0 / cfg.frame_scale, cfg.frame_fill("a"))
             t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), anchor_a), l1(f["x_ba"].float(), anchor_b)
             loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
-        if cfg.lambda_edges:
+        # the fidelity losses beside the paper's L1: each on both reconstructions and, as cycle_domains
+        # says, both cycle reconstructions (the cycle part scaled by edges_cycle_scale for the edge loss)
+        for name, weight, distance, cycle_scale in (
+                ("edges", cfg.lambda_edges, gradient_l1, cfg.edges_cycle_scale),
+                ("freq", cfg.lambda_freq, focal_frequency, 1.0),
+                ("ssim", cfg.lambda_ssim, lambda y, x: 1 - structural_similarity(y, x).mean(), 1.0)):
+            if not weight:
+                continue
             for d, x, w in (("a", x_a, w_a), ("b", x_b, w_b)):
-                t[f"edges_{d}"] = gradient_l1(f[f"x_{d}{d}"].float(), x)
-                t[f"edges_cycle_{d}"] = gradient_l1(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
-                loss = loss + cfg.lambda_edges * (t[f"edges_{d}"] + cfg.edges_cycle_scale * w * t[f"edges_cycle_{d}"])
-        if cfg.lambda_freq:
-            for d, x, w in (("a", x_a, w_a), ("b", x_b, w_b)):
-                t[f"freq_{d}"] = focal_frequency(f[f"x_{d}{d}"].float(), x)
-                t[f"freq_cycle_{d}"] = focal_frequency(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
-                loss = loss + cfg.lambda_freq * (t[f"freq_{d}"] + w * t[f"freq_cycle_{d}"])
-        if cfg.lambda_ssim:
-            for d, x, w in (("a", x_a, w_a), ("b", x_b, w_b)):
-                t[f"ssim_{d}"] = 1 - structural_similarity(f[f"x_{d}{d}"].float(), x).mean()
-                t[f"ssim_cycle_{d}"] = 1 - structural_similarity(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x).mean()
-                loss = loss + cfg.lambda_ssim * (t[f"ssim_{d}"] + w * t[f"ssim_cycle_{d}"])
+                t[f"{name}_{d}"] = distance(f[f"x_{d}{d}"].float(), x)
+                t[f"{name}_cycle_{d}"] = distance(f[f"x_{d}{'b' if d == 'a' else 'a'}{d}"].float(), x)
+                loss = loss + weight * (t[f"{name}_{d}"] + cycle_scale * w * t[f"{name}_cycle_{d}"])
         if cfg.lambda_gan_recon and d_on_recon is not None:
             t["g_gan_rec_a"], t["g_gan_rec_b"] = (self.gan.generator_loss(o) for o in d_on_recon)
             loss = loss + cfg.lambda_gan_recon * (t["g_gan_rec_a"] + t["g_gan_rec_b"])

@@ -248,7 +248,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
     """Per-image SSIM (Wang et al. 2004) of ``[N, C, H, W]`` batches in [-1, 1], computed
     on the images mapped to [0, 1] (data range 1, K1 0.01, K2 0.03) as is standard: the
     luminance term depends on absolute levels. Gaussian window, valid convolution, mean
-    over channels and pixels; in float64 (the loss of the same name trains in float32)."""
+    over channels and pixels; in float64 (the lambda_ssim loss calls the same function in float32)."""
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim needs two [N, C, H, W] batches of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if min(x.shape[-2:]) < window:
