@@ -211,7 +211,8 @@ class UNITConfig:
     # 0000000000000000000000000000000; 30: +1.0 on one seed); 600 (the emoji64 preset's since session
     # 37) to 80.7 and 78.1; 1000 broke one of two default runs' translations down. Over the bundled
     # pair's 22000-step run, 100 was level (81.13 / 73.23 against 81.91 / 72.60) and 300 is the
-    # bundled pair since session 37 (80.04 / 72.87; item 00000000000000000000000000000000).
+    # bundled pair of session 37 (80.04 / 72.87; item 00000000000000000000000000000000);
+    # 600 with lambda_ssim=200 is the bundled pair since session 41 (78.76 / 73.21).
     lambda_edges: float = 0.0
     # The edge loss's weight on the cycle reconstructions, as a fraction of lambda_edges (1: the
     # same weight as on the reconstructions; 0: reconstructions only). Why it is separate: a cycle
