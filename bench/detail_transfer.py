@@ -26,15 +26,15 @@ from unit_nodes.tools import evaluate as ev
 def translations(model, x: torch.Tensor, source: str, target: str, alpha: float, batch_size: int = 256) -> torch.Tensor:
     """G_t(z) + alpha * (x - G_s(z)) for z = E_s(x) (the mean), in the source frame, then resized into
     the target's like every translation (the border it uncovers gets nothing added), clamped."""
-    outs = []
-    for chunk in x.split(batch_size):
+    def one(chunk: torch.Tensor) -> torch.Tensor:
         z = model.encode(chunk, source)
         y = model.reframe_into(model.decode(z, target), source, target)
         if alpha:
             lost = chunk - model.decode(z, source)
             y = y + alpha * reframe(lost, model.frame_factor(source, target), (0.0,) * lost.shape[1])
-        outs.append(y.float().clamp(-1, 1))
-    return torch.cat(outs)
+        return y.clamp(-1, 1)
+
+    return ev.map_batches(one, x, batch_size)
 
 
 def main() -> None:

@@ -66,14 +66,14 @@ def aligner(source_stats, target_stats, kind: str, strength: float = 1.0):
 
 @torch.inference_mode()
 def translations(model, x: torch.Tensor, source: str, target: str, align=None, batch_size: int = 256):
-    outs = []
-    for chunk in x.split(batch_size):
+    """``translate_all``'s translations with ``align`` applied to each chunk's (mean) codes."""
+    def one(chunk: torch.Tensor) -> torch.Tensor:
         z = model.encode(chunk, source)
         if align is not None:
             z = align(z.float())
-        y = model.reframe_into(model.decode(z, target), source, target)
-        outs.append(y.float().clamp(-1, 1))
-    return torch.cat(outs)
+        return model.reframe_into(model.decode(z, target), source, target).clamp(-1, 1)
+
+    return ev.map_batches(one, x, batch_size)
 
 
 def main() -> None:

@@ -407,29 +407,54 @@ class FeatureCache:
 
 
 class EmojiTestSplit:
-    """The fixed paired emoji test split of ``eval emoji`` with its real images' Inception features
-    (cached in ``cache_dir``), to score any outputs with the same four measures: for the benchmarks
-    that compare variants of one model's translations."""
+    """The fixed paired emoji test split of ``eval emoji``, scored with its four measures: the
+    Inception net is loaded and the real images' features computed (or read from ``cache_dir``)
+    only when an FID or KID is first asked for, so the L1 / SSIM-only path stays cheap. Shared
+    by ``evaluate_emoji`` and the benchmarks that compare variants of one model's translations."""
 
     STYLES = ("google", "twitter")
 
-    def __init__(self, size: int, data_root=None, cache_dir: str | os.PathLike | None = None, limit: int | None = None):
+    def __init__(self, size: int, data_root=None, cache_dir: str | os.PathLike | None = None,
+                 limit: int | None = None, inception: str | os.PathLike | None = None, log=None):
         from ..core import data
 
         _, google, twitter = data.emoji_pairs("test", size, data_root)
+        limit = limit or None  # 0 means all, as in the CLI
         self.images = {"google": google[:limit], "twitter": twitter[:limit]}
-        self.net_file = find_inception(None)
-        self.net = load_inception(self.net_file)
-        cache = FeatureCache(cache_dir)
-        self.features = {k: cache.get(v, self.net_file, lambda v=v: inception_features(self.net, v))
-                         for k, v in self.images.items()}
+        self._inception = inception
+        self._net = self._net_file = None
+        self._cache = FeatureCache(cache_dir)
+        self._features: dict[str, np.ndarray] = {}
+        self._log = log or (lambda message: None)
+
+    @property
+    def net(self) -> torch.jit.ScriptModule:
+        if self._net is None:
+            self._net_file = find_inception(self._inception)
+            self._net = load_inception(self._net_file)
+        return self._net
+
+    def real_features(self, style: str) -> np.ndarray:
+        if style not in self._features:
+            images, net = self.images[style], self.net
+            self._log(f"  inception features of real {style} test images ({len(images)})")
+            self._features[style] = self._cache.get(images, self._net_file, lambda: inception_features(net, images))
+        return self._features[style]
+
+    def fid_kid(self, features: np.ndarray, target: str) -> tuple[float, float]:
+        """FID and KID x1000 of Inception ``features`` against the target style's real test images."""
+        real = self.real_features(target)
+        return fid_from_features(features, real), 1000 * kid_from_features(features, real)[0]
+
+    def l1_ssim(self, outputs: torch.Tensor, target: str) -> tuple[float, float]:
+        """Mean L1 (on [0, 1]) and SSIM of ``outputs`` (row i drawn from emoji i) against the target
+        style's paired drawings."""
+        truth = self.images[target]
+        return float(l1_01(outputs, truth).mean()), float(ssim(outputs, truth).mean())
 
     def score(self, outputs: torch.Tensor, target: str) -> tuple[float, float, float, float]:
-        """FID, KID x1000, L1 and SSIM of ``outputs`` (row i drawn from emoji i) against the target
-        style's real test images and their paired drawings."""
-        f, real, truth = inception_features(self.net, outputs), self.features[target], self.images[target]
-        return (fid_from_features(f, real), 1000 * kid_from_features(f, real)[0],
-                float(l1_01(outputs, truth).mean()), float(ssim(outputs, truth).mean()))
+        """FID, KID x1000, L1 and SSIM of ``outputs`` against the target style's test images."""
+        return (*self.fid_kid(inception_features(self.net, outputs), target), *self.l1_ssim(outputs, target))
 
     def print_row(self, name: str, outputs: torch.Tensor, target: str, width: int = 44) -> None:
         fid, kid, l1, s = self.score(outputs, target)
@@ -453,39 +478,19 @@ class VisualResult:
 def evaluate_emoji(model, data_root=None, limit: int | None = None, inception: str | None = None,
                    with_fid: bool = True, batch_size: int = 64, cache_dir=None, log=print) -> list[VisualResult]:
     """Both emoji directions on the fixed test split (see the module docstring)."""
-    from ..core import data
-
-    _, google, twitter = data.emoji_pairs("test", model.config.image_size, data_root)
-    if limit:
-        google, twitter = google[:limit], twitter[:limit]
-    styles = {"google": google, "twitter": twitter}
-    net = net_file = None
-    cache = FeatureCache(cache_dir)
-    if with_fid:
-        net_file = find_inception(inception)
-        net = load_inception(net_file)
-    feats: dict[str, np.ndarray] = {}
-
-    def real_features(style: str) -> np.ndarray:
-        if style not in feats:
-            log(f"  inception features of real {style} test images ({len(styles[style])})")
-            feats[style] = cache.get(styles[style], net_file, lambda: inception_features(net, styles[style]))
-        return feats[style]
-
+    split = EmojiTestSplit(model.config.image_size, data_root, cache_dir, limit, inception, log)
     results = []
     for src, dst in EMOJI_DIRECTIONS:
         side_s, side_t = domain_of(model, f"emoji-{src}"), domain_of(model, f"emoji-{dst}")
-        x, truth = styles[src], styles[dst]
+        x = split.images[src]
         y = translate_all(model, x, side_s, side_t, batch_size)
-        r = VisualResult(f"{src}->{dst}", len(x), float(l1_01(y, truth).mean()), float(ssim(y, truth).mean()),
-                         float(l1_01(x, truth).mean()), float(ssim(x, truth).mean()))
+        r = VisualResult(f"{src}->{dst}", len(x), *split.l1_ssim(y, dst), *split.l1_ssim(x, dst))
         if with_fid:
-            f_real_t, f_real_s = real_features(dst), real_features(src)
+            split.real_features(dst)
+            f_real_s = split.real_features(src)
             log(f"  inception features of {src}->{dst} translations ({len(y)})")
-            f_fake = inception_features(net, y)
-            r.fid, r.kid = fid_from_features(f_fake, f_real_t), 1000 * kid_from_features(f_fake, f_real_t)[0]
-            r.identity_fid = fid_from_features(f_real_s, f_real_t)
-            r.identity_kid = 1000 * kid_from_features(f_real_s, f_real_t)[0]
+            r.fid, r.kid = split.fid_kid(inception_features(split.net, y), dst)
+            r.identity_fid, r.identity_kid = split.fid_kid(f_real_s, dst)
         results.append(r)
     return results
 
