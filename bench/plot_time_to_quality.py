@@ -5,13 +5,15 @@
 
 One colour per run; solid Google -> Twitter, dashed Twitter -> Google; the gray line is the
 identity baseline (the untranslated test images). The x axis is the training process's CPU
-minutes (``--x wall`` for wall-clock minutes).
+minutes (``--x wall`` for wall-clock minutes, ``--x steps`` for thousands of training steps: the
+axis for runs made on machines of different speeds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -45,32 +47,43 @@ def _line(draw, points, colour, width, dash=None):
             pos += on + off
 
 
-def plot(runs: list[tuple[str, list[dict]]], out: Path, x_key: str = "train_cpu_seconds", title: str = "") -> Path:
+X_AXES = {  # --x: (row key, divisor, axis label)
+    "cpu": ("train_cpu_seconds", 60, "training CPU minutes (1 thread)"),
+    "wall": ("train_seconds", 60, "training wall minutes"),
+    "steps": ("step", 1000, "training steps (thousands)"),
+}
+
+
+def plot(runs: list[tuple[str, list[dict]]], out: Path, x_axis: str = "cpu", title: str = "",
+         y_min: float = 0.0) -> Path:
+    x_key, x_div, x_label = X_AXES[x_axis]
     w, left, right, top, bottom = 900, 80, 230, 50, 60
     h = max(520, top + 30 + 76 * len(runs) + bottom)  # room for every run's two legend entries
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     font, small = _font(16), _font(13)
-    xs = [r[x_key] / 60 for _, rows in runs for r in rows if r.get(x_key) is not None]
+    xs = [r[x_key] / x_div for _, rows in runs for r in rows if r.get(x_key) is not None]
     fids = [r[k]["fid"] for _, rows in runs for r in rows for k, _, _ in DIRECTIONS]
     identity = runs[0][1][0]["google->twitter"]["identity_fid"]
     x_max = max(xs) * 1.05
-    y_min, y_max = 0.0, max(fids + [identity]) * 1.08
+    y_max = max(fids + [identity]) * 1.08
+    if not y_min < min(fids + [identity]):
+        raise SystemExit(f"error: --y-min {y_min:g} would hide points (lowest FID {min(fids):.1f})")
     px = lambda x: left + (w - left - right) * x / x_max  # noqa: E731
     py = lambda y: h - bottom - (h - top - bottom) * (y - y_min) / (y_max - y_min)  # noqa: E731
     d.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
-    step = 10 if x_max <= 120 else 30
+    step = next(s for s in (1, 2, 5, 10, 30, 60) if x_max / s <= 13)
     for t in range(0, int(x_max) + 1, step):
         d.line([(px(t), h - bottom), (px(t), h - bottom + 5)], fill=(0, 0, 0))
         d.text((px(t) - 8, h - bottom + 8), str(t), fill=(0, 0, 0), font=small)
-    for v in range(0, int(y_max) + 1, 25):
+    y_step = 25 if y_max - y_min > 60 else 5
+    for v in range(int(math.ceil(y_min / y_step)) * y_step, int(y_max) + 1, y_step):
         d.line([(left - 5, py(v)), (left, py(v))], fill=(0, 0, 0))
         d.line([(left + 1, py(v)), (w - right - 1, py(v))], fill=(235, 235, 235))
         d.text((left - 40, py(v) - 8), str(v), fill=(0, 0, 0), font=small)
     d.line([(left + 1, py(identity)), (w - right - 1, py(identity))], fill=(120, 120, 120), width=2)
     # inside the frame at its left, above the line (snapshots seldom sit there): beside the frame it collided with the legend
     d.text((left + 6, py(identity) - 20), f"identity {identity:.1f}", fill=(90, 90, 90), font=small)
-    x_label = "training CPU minutes (1 thread)" if x_key == "train_cpu_seconds" else "training wall minutes"
     d.text((left + (w - left - right) / 2 - 110, h - 30), x_label, fill=(0, 0, 0), font=font)
     d.text((10, top - 35), title or "FID of translations (lower is better), emoji test split", fill=(0, 0, 0), font=font)
     legend_y = top + 30
@@ -78,7 +91,7 @@ def plot(runs: list[tuple[str, list[dict]]], out: Path, x_key: str = "train_cpu_
         colour = COLOURS[i % len(COLOURS)]
         rows = sorted((r for r in rows if r.get(x_key) is not None), key=lambda r: r[x_key])
         for key, name, dash in DIRECTIONS:
-            pts = [(px(r[x_key] / 60), py(r[key]["fid"])) for r in rows]
+            pts = [(px(r[x_key] / x_div), py(r[key]["fid"])) for r in rows]
             if len(pts) > 1:
                 _line(d, pts, colour, 3, dash)
             for x, y in pts:
@@ -96,8 +109,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="LABEL=FILE.json, one per run")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--x", choices=("cpu", "wall"), default="cpu")
+    p.add_argument("--x", choices=tuple(X_AXES), default="cpu",
+                   help="x axis: CPU minutes, wall minutes, or thousands of steps")
     p.add_argument("--title", default="")
+    p.add_argument("--y-min", type=float, default=0.0, help="lower end of the FID axis (default 0)")
     args = p.parse_args(argv)
     runs = []
     for spec in args.runs:
@@ -105,7 +120,7 @@ def main(argv=None) -> int:
         if not path:
             raise SystemExit(f"error: expected LABEL=FILE.json, got {spec!r}")
         runs.append((label, json.loads(Path(path).read_text())))
-    print(plot(runs, args.out, "train_cpu_seconds" if args.x == "cpu" else "train_seconds", args.title))
+    print(plot(runs, args.out, args.x, args.title, args.y_min))
     return 0
 
 
