@@ -67,12 +67,14 @@ def plot(runs: list[tuple[str, list[dict]]], out: Path, x_axis: str = "cpu", tit
     identity = runs[0][1][0]["google->twitter"]["identity_fid"]
     x_max = max(xs) * 1.05
     y_max = max(fids + [identity]) * 1.08
-    if not y_min < min(fids + [identity]):
-        raise SystemExit(f"error: --y-min {y_min:g} would hide points (lowest FID {min(fids):.1f})")
+    lowest = min(fids + [identity])
+    if not y_min < lowest:
+        raise SystemExit(f"error: --y-min {y_min:g} would hide points (lowest FID drawn {lowest:.1f})")
     px = lambda x: left + (w - left - right) * x / x_max  # noqa: E731
     py = lambda y: h - bottom - (h - top - bottom) * (y - y_min) / (y_max - y_min)  # noqa: E731
     d.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
-    step = next(s for s in (1, 2, 5, 10, 30, 60) if x_max / s <= 13)
+    # at most 13 ticks; beyond 13 hours the axis keeps 60 (the old rule's 30 had no bound either)
+    step = next((s for s in (1, 2, 5, 10, 30) if x_max / s <= 13), 60)
     for t in range(0, int(x_max) + 1, step):
         d.line([(px(t), h - bottom), (px(t), h - bottom + 5)], fill=(0, 0, 0))
         d.text((px(t) - 8, h - bottom + 8), str(t), fill=(0, 0, 0), font=small)
