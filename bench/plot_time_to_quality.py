@@ -73,7 +73,7 @@ def plot(runs: list[tuple[str, list[dict]]], out: Path, x_axis: str = "cpu", tit
     px = lambda x: left + (w - left - right) * x / x_max  # noqa: E731
     py = lambda y: h - bottom - (h - top - bottom) * (y - y_min) / (y_max - y_min)  # noqa: E731
     d.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
-    # at most 13 ticks; beyond 13 hours the axis keeps 60 (the old rule's 30 had no bound either)
+    # at most 13 ticks where a step allows it; past 780 minutes none does, and one tick an hour beats raising
     step = next((s for s in (1, 2, 5, 10, 30) if x_max / s <= 13), 60)
     for t in range(0, int(x_max) + 1, step):
         d.line([(px(t), h - bottom), (px(t), h - bottom + 5)], fill=(0, 0, 0))

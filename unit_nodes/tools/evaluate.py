@@ -486,7 +486,7 @@ def evaluate_emoji(model, data_root=None, limit: int | None = None, inception: s
         y = translate_all(model, x, side_s, side_t, batch_size)
         r = VisualResult(f"{src}->{dst}", len(x), *split.l1_ssim(y, dst), *split.l1_ssim(x, dst))
         if with_fid:
-            split.real_features(dst)  # the target's first: the log and cache fill in the order of old
+            split.real_features(dst)  # the target's real features first, so the log reads as it did before the split was lazy
             f_real_s = split.real_features(src)
             log(f"  inception features of {src}->{dst} translations ({len(y)})")
             r.fid, r.kid = split.fid_kid(inception_features(split.net, y), dst)
