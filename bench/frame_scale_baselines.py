@@ -3,6 +3,7 @@ scale (``networks.reframe``) and scored like a translation. A pair with a frame 
 these, not only the identity, for its translation (not its resize) to count.
 
     python bench/frame_scale_baselines.py            # emoji (eval-emoji metrics) and digits (translated-target)
+    python bench/frame_scale_baselines.py --only emoji --emoji-scale 1.0626   # at a run's own measured scale
 
 Prints the measured frame scales (``core.framing``, training splits) and, per direction, the
 identity and the resized input. Real images' Inception features are cached in ``--cache-dir``.
@@ -25,9 +26,12 @@ from unit_nodes.tools.classifier import accuracy, load_classifier
 def emoji(args) -> None:
     google, _, _ = data.load_emoji_arrays("google", "train", 64, args.data_root)
     twitter, _, _ = data.load_emoji_arrays("twitter", "train", 64, args.data_root)
-    scale = estimate_frame_scale(google, twitter, ("emoji-google", "emoji-twitter"))
+    if args.emoji_scale is None:
+        scale, origin = estimate_frame_scale(google, twitter, ("emoji-google", "emoji-twitter")), "training splits"
+    else:  # the scale a run measured on its own folders (train --frame-scale auto prints it)
+        scale, origin = args.emoji_scale, "given"
     fills = {"google": colour_hex(background_colour(google)[0]), "twitter": colour_hex(background_colour(twitter)[0])}
-    print(f"emoji: Twitter draws its emoji {scale:.4f}x the size of Google's (training splits); backgrounds {fills}")
+    print(f"emoji: Twitter draws its emoji {scale:.4f}x the size of Google's ({origin}); backgrounds {fills}")
     _, g, t = data.emoji_pairs("test", 64, args.data_root)
     net_file = ev.find_inception(None)
     net, cache = ev.load_inception(net_file), ev.FeatureCache(args.cache_dir)
@@ -71,7 +75,11 @@ def main() -> None:
     p.add_argument("--data-root", default=None, help="data root (default: the project's)")
     p.add_argument("--cache-dir", default="runs/featcache", help="Inception features of the real images")
     p.add_argument("--only", choices=("emoji", "digits"), default=None)
+    p.add_argument("--emoji-scale", type=float, default=None,
+                   help="emoji: resize by this frame scale instead of the one measured on the training splits")
     args = p.parse_args()
+    if args.emoji_scale is not None and not args.emoji_scale > 0:
+        p.error(f"--emoji-scale must be a positive number, got {args.emoji_scale}")
     if args.only in (None, "digits"):
         digits(args)
     if args.only in (None, "emoji"):
