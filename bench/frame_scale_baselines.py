@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from unit_nodes.core import data
-from unit_nodes.core.config import FRAME_SCALE_RANGE, fill_colour
+from unit_nodes.core.config import FRAME_SCALE_BOUNDS, fill_colour, frame_scale_allowed
 from unit_nodes.core.framing import background_colour, colour_hex, estimate_frame_scale
 from unit_nodes.core.networks import reframe
 from unit_nodes.tools import evaluate as ev
@@ -78,9 +78,8 @@ def main() -> None:
     p.add_argument("--emoji-scale", type=float, default=None,
                    help="emoji: resize by this frame scale instead of the one measured on the training splits")
     args = p.parse_args()
-    lo, hi = FRAME_SCALE_RANGE  # the bounds any model's frame_scale is held to
-    if args.emoji_scale is not None and not lo <= args.emoji_scale <= hi:
-        p.error(f"--emoji-scale must be in [{lo:g}, {hi:g}] (a frame scale a model may have), got {args.emoji_scale}")
+    if args.emoji_scale is not None and not frame_scale_allowed(args.emoji_scale):
+        p.error(f"--emoji-scale must be in {FRAME_SCALE_BOUNDS} (a frame scale a model may have), got {args.emoji_scale}")
     if args.only in (None, "digits"):
         digits(args)
     if args.only in (None, "emoji"):

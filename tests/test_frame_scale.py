@@ -277,3 +277,17 @@ def test_train_measures_the_frame_scale_with_auto_and_refuses_photos(tmp_path, c
     assert cli.main(["train", "--domain-a", str(small), "--domain-b", str(large), "--out", str(tmp_path / "bad"),
                      "--frame-scale", "big", *tiny]) != 0
     assert "--frame-scale must be 'auto' or a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["2.5", "0.4", "nan", "inf"])
+def test_the_baselines_script_refuses_a_frame_scale_no_model_may_have(bad):
+    # the same check as the config's (config.frame_scale_allowed), before any data or network is loaded
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "frame_scale_baselines.py"
+    run = subprocess.run([sys.executable, str(script), "--only", "emoji", "--emoji-scale", bad],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert f"--emoji-scale must be in [0.5, 2] (a frame scale a model may have), got {float(bad)}" in run.stderr

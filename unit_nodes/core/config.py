@@ -25,8 +25,17 @@ UPSAMPLE_MODES = tuple(UPSAMPLE_KERNEL)
 
 
 # How far a translation may resize (UNITConfig.frame_scale, and its inverse): the field's bounds,
-# shared by the config check, the measurement (core.framing) and the Train node's input.
+# shared by the config check, the measurement (core.framing), the Train node's input and
+# bench/frame_scale_baselines.py, all through frame_scale_allowed (each with its own message:
+# what went wrong differs, a typed value in one, a measured ratio in another).
 FRAME_SCALE_RANGE = (0.5, 2.0)
+FRAME_SCALE_BOUNDS = f"[{FRAME_SCALE_RANGE[0]:g}, {FRAME_SCALE_RANGE[1]:g}]"
+
+
+def frame_scale_allowed(value: float) -> bool:
+    """Whether ``value`` may be a frame scale: a finite number within FRAME_SCALE_RANGE."""
+    lo, hi = FRAME_SCALE_RANGE
+    return math.isfinite(float(value)) and lo <= float(value) <= hi
 
 
 class ConfigError(ValueError):
@@ -419,9 +428,8 @@ class UNITConfig:
         need(0 < float(self.code_gain) <= 100, "code_gain", "must be in (0, 100] (1 is the paper)")
         need(0 <= float(self.latent_noise) <= 10, "latent_noise",
              "must be in [0, 10]: the standard deviation of the latent noise (1 is the paper; 0 trains a plain autoencoder)")
-        lo, hi = FRAME_SCALE_RANGE
-        need(lo <= float(self.frame_scale) <= hi, "frame_scale",
-             f"must be in [{lo:g}, {hi:g}]: how much larger objects are drawn in domain B than in A (1 is the paper)")
+        need(frame_scale_allowed(self.frame_scale), "frame_scale",
+             f"must be in {FRAME_SCALE_BOUNDS}: how much larger objects are drawn in domain B than in A (1 is the paper)")
         for name, channels in (("frame_fill_a", self.channels_a), ("frame_fill_b", self.channels_b)):
             try:
                 fill_colour(getattr(self, name), channels)

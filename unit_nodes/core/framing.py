@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import FRAME_SCALE_RANGE
+from .config import FRAME_SCALE_BOUNDS, frame_scale_allowed
 from .tensors import border_ring
 
 # how far (in [-1, 1] units, any channel) a pixel must be from the border colour to count as object
@@ -63,7 +63,7 @@ def estimate_frame_scale(images_a: torch.Tensor, images_b: torch.Tensor, names=(
     """How much larger objects are drawn in B than in A (config.frame_scale): the ratio of the two
     domains' mean object radii. Raises FrameScaleError when a domain has no plain background (fewer
     than half of its border pixels of one colour) or no object, or when the ratio is outside the
-    field's FRAME_SCALE_RANGE."""
+    field's bounds (config.FRAME_SCALE_RANGE)."""
     return _estimate(images_a, images_b, names)[0]
 
 
@@ -84,10 +84,9 @@ def _estimate(images_a: torch.Tensor, images_b: torch.Tensor, names) -> tuple[fl
         means.append(float(usable.mean()))
         colours.append(colour)
     scale = means[1] / means[0]
-    lo, hi = FRAME_SCALE_RANGE
-    if not lo <= scale <= hi:
+    if not frame_scale_allowed(scale):
         raise FrameScaleError(f"objects in {names[1]} measure {scale:.3g}x those in {names[0]}, outside the "
-                              f"[{lo:g}, {hi:g}] a translation may resize by: are these two domains of one kind of object?")
+                              f"{FRAME_SCALE_BOUNDS} a translation may resize by: are these two domains of one kind of object?")
     return scale, colours
 
 

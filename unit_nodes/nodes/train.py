@@ -15,7 +15,7 @@ from comfy.utils import ProgressBar
 from comfy_api.v0_0_2 import io
 
 from ..core import run
-from ..core.config import FRAME_SCALE_RANGE, PRESET_TRAINING, PRESETS, ConfigError
+from ..core.config import FRAME_SCALE_RANGE, PRESET_TRAINING, PRESETS, ConfigError, frame_scale_allowed
 from ..core.progress import BreakdownWatch, CollapseWatch, StepTimer
 from ..core.data import ImageFolderDataset
 from ..core.files import RunLock, remove_stale_temp_files
@@ -80,8 +80,8 @@ def requested_fields(image_size, channels, learning_rate, steps, cycle="both (pa
         raise ValueError(f"cycle must be one of {list(CYCLE_CHOICES)}, got {cycle!r}")
     if not math.isfinite(float(colour_anchor)) or float(colour_anchor) < 0:
         raise ValueError(f"colour_anchor must be a finite number >= 0 (0: no anchor, the paper), got {colour_anchor}")
-    lo, hi = FRAME_SCALE_RANGE
-    if not math.isfinite(float(frame_scale)) or not lo <= float(frame_scale) <= hi:
+    if not frame_scale_allowed(frame_scale):
+        lo, hi = FRAME_SCALE_RANGE
         raise ValueError(f"frame_scale must be between {lo:g} and {hi:g} (1: no resize, the paper; 0 measures it from "
                          f"the folders), got {frame_scale}")
     fields = dict(channels_a=CHANNELS[channels], channels_b=CHANNELS[channels], image_size=int(image_size),
