@@ -83,7 +83,7 @@ def score_emoji(folders, json_path) -> int:
                "train_cpu_seconds": float(meta["run_cpu_seconds"]) if "run_cpu_seconds" in meta else None,
                "eval_seconds": round(time.time() - t0, 1), "task": "emoji"}
         for r in results:
-            row[r.direction] = {k: getattr(r, k) for k in ("fid", "kid", "l1", "ssim", "identity_fid", "identity_kid",
+            row[r.direction] = {k: getattr(r, k) for k in ("fid", "kid", "l1", "ssim", "identity_fid", "identity_kid", "source_fid",
                                                             "identity_l1", "identity_ssim")}
         rows.append(row)
         rows.sort(key=lambda r: r["step"])

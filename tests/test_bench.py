@@ -97,3 +97,47 @@ def test_shared_code_probe_tells_style_in_the_code_from_none(tmp_path):
     ratio = float(pixels.split("distance paired / unpaired ")[1].split(";")[0])
     assert 0.2 < ratio < 0.8  # the real drawings: an emoji's twin is closer than another emoji's
     assert sum(line.startswith(("google -> twitter:", "twitter -> google:")) for line in lines) == 2
+
+
+def test_emoji_target_sheet_puts_each_translation_between_its_input_and_the_true_drawing(tmp_path):
+    """bench/emoji_target_sheet.py: Google | -> Twitter | Twitter | -> Google per emoji, on the real
+    paired test split, so that its third tile is what the second should look like."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from tiny import tiny_config
+    from unit_nodes.core import data
+    from unit_nodes.core.images import tensor_to_pil
+    from unit_nodes.core.networks import UNIT
+    from unit_nodes.core.weights import save_model
+
+    torch.manual_seed(0)
+    model = UNIT(tiny_config(image_size=64, channels_a=3, channels_b=3, domain_a="emoji-google", domain_b="emoji-twitter"),
+                 discriminators=False)
+    save_model(model, tmp_path / "pair")
+    script = Path(__file__).resolve().parent.parent / "bench" / "emoji_target_sheet.py"
+    out = tmp_path / "sheet.png"
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "pair"), "--out", str(out), "--rows", "1",
+                          "--every", "7", "--scale", "1"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    header, pad = 14, 2
+    assert sheet.shape == (header + 64 + 2 * pad, 8 * (64 + pad) + pad, 3)
+    _, google, twitter = data.emoji_pairs("test", 64, None)
+
+    def tile(column: int) -> np.ndarray:
+        top, left = header + pad, pad + column * (64 + pad)
+        return sheet[top:top + 64, left:left + 64]
+
+    for column, truth in ((0, google[0]), (2, twitter[0]), (4, google[7]), (6, twitter[7])):
+        assert np.array_equal(tile(column), np.asarray(tensor_to_pil(truth).convert("RGB")))
+    assert not np.array_equal(tile(1), tile(0))  # a (random) translation, not its input
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "pair"), "--out", str(out), "--rows", "40"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert bad.returncode == 2 and "the test split has 474 emoji" in bad.stderr

@@ -217,3 +217,32 @@ def test_eval_bad_input_is_a_clear_error(tmp_path):
     corrupt.write_bytes(b"\x00" * 64)
     out = run_cli("eval", "emoji", "--model", str(corrupt), "--no-fid")
     assert out.returncode == 2 and "corrupt.safetensors" in out.stderr
+
+
+def test_eval_emoji_says_how_far_the_translations_moved_from_their_source_style(tmp_path):
+    # 'moved' is the FID of the translations against their own source style's test images: what tells
+    # a translation that changed the style from one that only resized and cleaned up its input
+    need_data("emoji", "google", "64")
+    net_file = inception_or_skip()
+    torch.manual_seed(0)
+    model = UNIT(tiny_config(image_size=64, channels_a=3, channels_b=3), discriminators=False)
+    save_model(model, tmp_path / "pair", include_discriminators=False,
+               metadata={"domain_a_source": "emoji-google", "domain_b_source": "emoji-twitter"})
+    out = run_cli("eval", "emoji", "--model", str(tmp_path / "pair"), "--limit", "12", "--device", "cpu",
+                  "--cache-dir", "none", "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    assert "moved" in out.stdout and "against their own source style" in out.stdout
+    rows = {r["direction"]: r for r in json.loads((tmp_path / "r.json").read_text())["emoji"]}
+
+    from unit_nodes.core.weights import load_model
+
+    _, google, twitter = data.emoji_pairs("test", 64, None)
+    pair = load_model(tmp_path / "pair", discriminators=False)
+    net = evaluate.load_inception(net_file)
+    for (src, dst), x in ((("google", "twitter"), google[:12]), (("twitter", "google"), twitter[:12])):
+        y = evaluate.translate_all(pair, x, "a" if src == "google" else "b", "b" if src == "google" else "a")
+        f_x, f_y = evaluate.inception_features(net, x), evaluate.inception_features(net, y)
+        row = rows[f"{src}->{dst}"]
+        assert row["source_fid"] == pytest.approx(evaluate.fid_from_features(f_y, f_x), rel=1e-3, abs=1e-2)
+        # a random translator's output is far from both styles: not the target's FID under another name
+        assert row["source_fid"] > 10 and abs(row["source_fid"] - row["fid"]) > 1e-3
