@@ -24,7 +24,6 @@ import argparse
 import torch
 
 from unit_nodes.core import data
-from unit_nodes.core.networks import reframe
 from unit_nodes.tools import evaluate as ev
 
 
@@ -75,10 +74,9 @@ def main() -> None:
         y = ev.translate_all(model, x, side[src], side[dst])
         f_y = fake(y)
         rows.append((f"translation {src} -> {dst}, against {dst}", ev.fid_from_features(f_y, feats[dst]), None))
-        # what the translation changed beyond the frame: the pair's resize alone, scored the same way
-        factor = model.config.frame_scale if side[src] == "a" else 1.0 / model.config.frame_scale
-        resized = reframe(x, factor)
-        rows.append((f"{src} resized x{factor:.4f} (no translation), against {src}",
+        # what the translation changed beyond the frame: the pair's resize (and fill) alone, scored the same way
+        resized = model.reframe_into(x, side[src], side[dst])
+        rows.append((f"{src} resized x{model.frame_factor(side[src], side[dst]):.4f} (no translation), against {src}",
                      ev.fid_from_features(real(resized), feats[src]), float(ev.l1_01(resized, x).mean())))
         rows.append((f"translation {src} -> {dst}, against {src} (its source)", ev.fid_from_features(f_y, feats[src]),
                      float(ev.l1_01(y, resized).mean())))
