@@ -237,6 +237,36 @@ def test_identity_anchor_adds_its_weighted_l1_and_is_off_by_default():
         tiny_config(lambda_identity=-1.0)
 
 
+def test_block_anchor_keeps_colours_and_frees_the_drawing_inside_each_block():
+    """identity_pool=4: a translation that redraws inside each 4 x 4 block (same block means) costs
+    nothing, one that recolours a block costs its colour change; pool 1 charges both pixel by pixel."""
+    from unit_nodes.core.losses import UNITObjective
+
+    r, x_a, x_b, f = random_translator_pass(seed=2)
+    d = [r(2, 1, 2, 2)]
+    checker = (torch.arange(8).view(8, 1) + torch.arange(8).view(1, 8)) % 2 * 2.0 - 1.0  # mean 0 in every 2 x 2
+    f["x_ab"], f["x_ba"] = x_a + 0.5 * checker, x_b.clone()
+    base, _ = UNITObjective(tiny_config()).translator(x_a, x_b, f, d, d)
+
+    def anchor_terms(pool):
+        loss, terms = UNITObjective(tiny_config(lambda_identity=5.0, identity_pool=pool)).translator(x_a, x_b, f, d, d)
+        return loss - base, terms
+
+    extra, terms = anchor_terms(4)
+    assert float(terms["identity_a"]) == pytest.approx(0.0, abs=1e-6) and float(extra) == pytest.approx(0.0, abs=1e-5)
+    extra, terms = anchor_terms(1)
+    assert float(terms["identity_a"]) == pytest.approx(0.5) and float(extra) == pytest.approx(2.5)
+    f["x_ab"] = x_a.clone()
+    f["x_ab"][:, :, :4, :4] += 0.8  # one block of the 2 x 2 block map recoloured in each image
+    _, terms = anchor_terms(4)
+    assert float(terms["identity_a"]) == pytest.approx(0.8 / 4)
+    _, terms = anchor_terms(3)  # blocks that do not tile the image: the edge blocks average what they hold
+    assert float(terms["identity_a"]) > 0
+    for bad in (0, 17, 2.5):
+        with pytest.raises(ConfigError, match="identity_pool"):
+            tiny_config(identity_pool=bad)
+
+
 def test_discriminator_features_are_the_hidden_layers_of_its_forward_pass():
     torch.manual_seed(0)
     dis = UNIT(tiny_config(dis_scales=2, dis_layers=2, dis_shared_layers=1)).dis["a"].eval()

@@ -29,6 +29,15 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).abs().mean()
 
 
+def block_l1(x: torch.Tensor, y: torch.Tensor, block: int) -> torch.Tensor:
+    """L1 between the means of ``block`` x ``block`` tiles of x and y (a partial tile at the edge is
+    averaged over the pixels it has); ``block`` 1 is the plain L1."""
+    if block == 1:
+        return l1(x, y)
+    pool = dict(kernel_size=block, stride=block, ceil_mode=True)
+    return l1(F.avg_pool2d(x, **pool), F.avg_pool2d(y, **pool))
+
+
 def gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """L1 between the horizontal and between the vertical neighbour differences of x and y (the
     gradient difference loss), the mean of the two."""
@@ -147,7 +156,8 @@ class UNITObjective:
     D minimises its GAN terms (``discriminator``); E and G minimise the sum of all terms
     against the frozen D (``translator``). ``cycle_domains`` can drop one side's cycle L1.
     Additions to the paper, 0 by default: ``lambda_identity`` * |x_ij - x_i|_1, a colour
-    anchor that keeps each translation close to its input; ``lambda_fm`` * feature matching
+    anchor that keeps each translation close to its input (on the means of ``identity_pool``-pixel
+    blocks, where that is above 1); ``lambda_fm`` * feature matching
     of each image with its reconstruction and cycle reconstruction in D_i's hidden layers.
     """
 
@@ -208,7 +218,8 @@ class UNITObjective:
             # the anchor is the input in the other domain's frame (config.frame_scale)
             anchor_a = reframe(x_a, cfg.frame_scale, cfg.frame_fill("b"))
             anchor_b = reframe(x_b, 1.0 / cfg.frame_scale, cfg.frame_fill("a"))
-            t["identity_a"], t["identity_b"] = l1(f["x_ab"].float(), anchor_a), l1(f["x_ba"].float(), anchor_b)
+            t["identity_a"] = block_l1(f["x_ab"].float(), anchor_a, cfg.identity_pool)
+            t["identity_b"] = block_l1(f["x_ba"].float(), anchor_b, cfg.identity_pool)
             loss = loss + cfg.lambda_identity * (t["identity_a"] + t["identity_b"])
         # the fidelity losses beside the paper's L1: each on both reconstructions and, as cycle_domains
         # says, both cycle reconstructions (the cycle part scaled by edges_cycle_scale for the edge loss)
