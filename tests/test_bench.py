@@ -141,3 +141,55 @@ def test_emoji_target_sheet_puts_each_translation_between_its_input_and_the_true
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "pair"), "--out", str(out), "--rows", "40"],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert bad.returncode == 2 and "the test split has 474 emoji" in bad.stderr
+
+
+def test_emoji_critic_probe_tells_a_style_apart_and_not_two_draws_of_one(tmp_path):
+    """bench/emoji_critic_probe.py: its critic (emoji64's discriminator trained as a classifier) tells
+    flat colour fields from the same fields with fine grain held out, and not two draws of one
+    kind; then the whole script on the real emoji, against a tiny model's translations."""
+    import os
+    import subprocess
+    import sys
+
+    from tiny import tiny_config
+    from unit_nodes.core.networks import UNIT
+    from unit_nodes.core.weights import save_model
+
+    probe = _load_bench_script("emoji_critic_probe")
+    g = torch.Generator().manual_seed(0)
+
+    def fields(n):  # flat colour blocks, 8 x 8 blocks of one colour each
+        return torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=g) * 2 - 1, scale_factor=8)
+
+    def accuracy(real, other, test_real, test_other):
+        torch.set_num_threads(1)
+        dis = probe.train_probe(real, other, {}, steps=120, batch=8, augment="translation,cutout")
+        t, o = probe.image_logits(dis, test_real).mean(0), probe.image_logits(dis, test_other).mean(0)
+        return 0.5 * float((t > 0).float().mean() + (o < 0).float().mean())
+
+    grain = lambda x: (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(-1, 1)  # noqa: E731
+    styled = accuracy(fields(64), grain(fields(64)), fields(64), grain(fields(64)))
+    same = accuracy(fields(64), fields(64), fields(64), fields(64))
+    assert styled > 0.9 and 0.25 < same < 0.75
+
+    torch.manual_seed(0)
+    model = UNIT(tiny_config(image_size=64, channels_a=3, channels_b=3, domain_a="emoji-google", domain_b="emoji-twitter"),
+                 discriminators=False)
+    save_model(model, tmp_path / "pair")
+    script, env = probe.__file__, {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, script, "--steps", "2", "--batch", "2", "--model", str(tmp_path / "pair")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "474 Twitter emoji (real) against" in run.stdout and "translations of the same emoji drawn by Google" in run.stdout
+    rows = [line.split() for line in run.stdout.splitlines() if line.split()[:1] in (["1"], ["2"], ["all"])]
+    assert [row[0] for row in rows] == ["1", "2", "all"] and all(0 <= float(row[1].rstrip("%")) <= 100 for row in rows)
+    for bad, message in ((["--frame-scale", "3"], "outside"), (["--fields", "dis_layers=x"], "dis_layers"),
+                         (["--augment", "blur"], "unknown augmentation"), (["--steps", "0"], "at least 1")):
+        refused = subprocess.run([sys.executable, script, *bad], capture_output=True, text=True, timeout=300, env=env)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    small = tmp_path / "small"
+    save_model(UNIT(tiny_config(image_size=32, channels_a=3, channels_b=3, domain_a="emoji-google",
+                                domain_b="emoji-twitter"), discriminators=False), small)
+    refused = subprocess.run([sys.executable, script, "--steps", "1", "--model", str(small)], capture_output=True,
+                             text=True, timeout=300, env=env)
+    assert refused.returncode == 2 and "trained at 32 px" in refused.stderr
